@@ -1,0 +1,41 @@
+# bhscore: `make help` lists the targets. Area-specific targets live in mk/*.mk.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON_SYS ?= python3.11
+VENV       ?= .venv
+PY         := $(VENV)/bin/python
+BHSCORE    := $(VENV)/bin/bhscore
+SETTINGS   ?= settings.json
+# the stamp is newer than pyproject.toml once the environment holds the project and all extras
+INSTALLED  := $(VENV)/.installed
+
+.PHONY: help install test test-all lint clean
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z0-9_%/.-]+:.*## ' $(MAKEFILE_LIST) | sort -u | \
+	  awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-22s\033[0m %s\n", $$1, $$2}'
+
+$(INSTALLED): pyproject.toml
+	@test -x $(PY) || $(PYTHON_SYS) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[extract,figures,dev]'
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	@touch $@
+
+install: $(INSTALLED) ## create .venv with the project and all extras (idempotent)
+
+test: $(INSTALLED) ## run the test suite (fast tests; see `make test-all`)
+	$(PY) -m pytest -q
+
+test-all: $(INSTALLED) ## run every test, slow ones included (GPU tests skip without a GPU)
+	$(PY) -m pytest -q -m 'not needs_data and not docker'
+
+lint: $(INSTALLED) ## ruff check
+	$(VENV)/bin/ruff check bhscore tests bench
+
+clean: ## remove caches and build leftovers (keeps .venv and data/)
+	rm -rf .pytest_cache .ruff_cache build *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+-include mk/*.mk

@@ -1,0 +1,1 @@
+"""bhscore: the Brain Hierarchy score."""
