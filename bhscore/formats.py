@@ -1,0 +1,557 @@
+"""Readers and writers of the real file formats (see ``docs``: data_formats.md).
+
+- fMRI: bdpy BData HDF5 files (``*_VC_v2.h5``).
+- DNN features: a tree ``<root>/<layer>/<image>.mat`` (key ``feat``), MAT v7.3 (HDF5, written by
+  hdf5storage/bdpy) or MAT v5 (scipy); an optional feature-index file beside the layers; a per-layer array
+  cache so a layer of 1250 files is read once.
+- Accuracy trees: ``accuracy.mat`` (key ``accuracy``, float32, shape (1, n)).
+- Trained models: bdpy's "bdmodel" directory (``W.mat`` sparse, ``b.mat``, normalisation vectors).
+
+Every writer is atomic: it writes a hidden temporary file in the destination directory and renames it, so an
+interrupted job never leaves a file that looks complete. Temporary names start with ``.`` and therefore are
+never listed by the readers (nor by bdpy's ``Features``, which globs ``*.mat``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import hdf5storage
+import numpy as np
+import scipy.io
+
+from bhscore.errors import CorruptFileError, MissingDataError
+
+log = logging.getLogger(__name__)
+
+FEATURE_KEY = "feat"
+ACCURACY_KEY = "accuracy"
+
+# -------------------------------------------------------------------------------------------------
+# atomic writes
+# -------------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` when the block succeeds.
+
+    The temporary name is hidden (starts with ``.``) and keeps the suffix of ``path`` (some writers, like
+    hdf5storage, care about it). On error the temporary file is removed and nothing appears at ``path``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
+
+
+def atomic_save_npy(path: str | os.PathLike, array: np.ndarray) -> Path:
+    """Save ``array`` as ``.npy`` atomically."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, array)
+    return Path(path)
+
+
+def _savemat_v73(path: Path, mapping: Mapping[str, object]) -> None:
+    """Write a MAT v7.3 file exactly as ``bdpy.dataform.save_array`` does, atomically."""
+    with atomic_path(path) as tmp:
+        hdf5storage.savemat(str(tmp), dict(mapping), format="7.3", oned_as="column", store_python_metadata=True)
+
+
+def _is_hdf5(path: Path) -> bool:
+    try:
+        return h5py.is_hdf5(path)
+    except OSError as e:  # unreadable
+        raise CorruptFileError(path, str(e)) from None
+
+
+def load_mat_array(path: str | os.PathLike, key: str) -> np.ndarray:
+    """Read array ``key`` from a MAT file of either flavour (v7.3/HDF5 or v5), with its original shape.
+
+    In MAT v7.3 files the array is stored with its axes reversed (MATLAB's column-major order); reading the
+    dataset and transposing restores the shape the writer passed, as hdf5storage does.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise MissingDataError(path)
+    try:
+        if _is_hdf5(path):
+            with h5py.File(path, "r") as f:
+                if key not in f:
+                    raise CorruptFileError(path, f"no variable {key!r} (has: {', '.join(f.keys())})")
+                return np.asarray(f[key][()]).T
+        mat = scipy.io.loadmat(path, variable_names=[key])
+    except (OSError, ValueError, scipy.io.matlab.MatReadError) as e:
+        raise CorruptFileError(path, f"{type(e).__name__}: {e}") from None
+    if key not in mat:
+        raise CorruptFileError(path, f"no variable {key!r}")
+    return np.asarray(mat[key])
+
+
+# -------------------------------------------------------------------------------------------------
+# fMRI (BData)
+# -------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class FMRIData:
+    """The ROIs of one BData file.
+
+    Attributes
+    ----------
+    rois : dict of str -> ndarray of shape (n_samples, n_voxels)
+        Voxel data per ROI (float64), samples in file order.
+    labels : list of str, length n_samples
+        Stimulus name of each sample.
+    image_index : ndarray of shape (n_samples,)
+        1-based rank of each sample's stimulus name among the sorted names.
+    """
+
+    rois: dict[str, np.ndarray]
+    labels: list[str]
+    image_index: np.ndarray
+
+    @property
+    def n_samples(self) -> int:
+        return len(self.labels)
+
+
+def read_fmri(path: str | os.PathLike, rois: Sequence[str]) -> FMRIData:
+    """Read the voxels of ``rois`` and the stimulus labels from a BData file (through bdpy).
+
+    Parameters
+    ----------
+    path : path-like
+        A ``*_VC_v2.h5`` file.
+    rois : sequence of str
+        ROI names; column selection ``ROI_<name> = 1``.
+
+    Returns
+    -------
+    FMRIData
+    """
+    import bdpy
+
+    path = Path(path)
+    if not path.exists():
+        raise MissingDataError(path, how="make download-fmri", what="fMRI file")
+    try:
+        bd = bdpy.BData(str(path))
+    except Exception as e:  # h5py/bdpy raise many types on a corrupt file
+        raise CorruptFileError(path, f"not a BData file ({type(e).__name__}: {e})") from None
+    keys = list(bd.metadata.key)
+    out = {}
+    for roi in rois:
+        if f"ROI_{roi}" not in keys:
+            have = sorted(k.removeprefix("ROI_") for k in keys if k.startswith("ROI_"))
+            raise CorruptFileError(path, f"no ROI {roi!r} (metadata ROI_{roi}); ROIs in the file: {have}")
+        out[roi] = np.asarray(bd.select(f"ROI_{roi} = 1", verbose=False), dtype=np.float64)
+    try:
+        labels = [str(x) for x in bd.get_label("stimulus_name")]
+        image_index = np.asarray(bd.select("image_index", verbose=False)).ravel()
+    except (ValueError, KeyError) as e:
+        raise CorruptFileError(path, f"no stimulus_name labels / image_index column ({e})") from None
+    return FMRIData(rois=out, labels=labels, image_index=np.rint(image_index).astype(np.int64))
+
+
+def average_by_label(X: np.ndarray, labels: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+    """Average the samples that show the same stimulus.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_columns)
+    labels : sequence of str, length n_samples
+
+    Returns
+    -------
+    X_mean : ndarray of shape (n_images, n_columns)
+        One row per distinct label, in sorted label order.
+    names : list of str, length n_images
+        The sorted distinct labels.
+    """
+    names, inverse = np.unique(np.asarray(labels), return_inverse=True)
+    counts = np.bincount(inverse, minlength=len(names)).astype(X.dtype)
+    sums = np.zeros((len(names), X.shape[1]), dtype=np.result_type(X.dtype, np.float64))
+    np.add.at(sums, inverse, X)
+    return (sums / counts[:, None]).astype(X.dtype, copy=False), [str(n) for n in names]
+
+
+def stimulus_code(name: str) -> float:
+    """The numeric code of a stimulus name in the real files: ``n01518878_10042`` -> 1518878.010042."""
+    synset, _, number = name.partition("_")
+    try:
+        return float(int(synset.lstrip("n"))) + int(number) / 1e6
+    except ValueError:
+        raise ValueError(f"stimulus name {name!r} is not of the form n<8 digits>_<number>") from None
+
+
+def write_fmri(
+    path: str | os.PathLike,
+    rois: Mapping[str, np.ndarray],
+    labels: Sequence[str],
+    names: Sequence[str] | None = None,
+) -> Path:
+    """Write a BData HDF5 file in the layout of the real ``*_VC_v2.h5`` files (atomically).
+
+    Parameters
+    ----------
+    path : path-like
+    rois : mapping of str -> ndarray of shape (n_samples, n_voxels_roi)
+        Voxels of each ROI; the ROIs are disjoint column blocks (``ROI_<name>`` = 1 on its block, 0 on other
+        voxels).
+    labels : sequence of str, length n_samples
+        Stimulus name shown in each sample (``n01518878_10042`` form).
+    names : sequence of str, optional
+        All stimulus names of the set; ``image_index`` is the 1-based rank in ``sorted(names)``.
+        Default: the distinct ``labels``.
+    """
+    names = sorted(set(labels) if names is None else names)
+    rank = {n: i + 1 for i, n in enumerate(names)}
+    n_samples = len(labels)
+    blocks = [np.asarray(v, dtype=np.float64) for v in rois.values()]
+    if any(b.ndim != 2 or b.shape[0] != n_samples for b in blocks):
+        raise ValueError(f"every ROI array must be (n_samples={n_samples}, n_voxels)")
+    n_vox = sum(b.shape[1] for b in blocks)
+    codes = np.array([stimulus_code(n) for n in labels])
+    image_index = np.array([rank[n] for n in labels], dtype=np.float64)
+    dataset = np.hstack(blocks + [image_index[:, None], codes[:, None]])
+    n_cols = dataset.shape[1]
+
+    keys, descs, values = ["VoxelData"], ["1 = voxel data"], []
+    voxel_row = np.full(n_cols, np.nan)
+    voxel_row[:n_vox] = 1
+    values.append(voxel_row)
+    start = 0
+    for roi, block in zip(rois, blocks, strict=True):
+        row = np.full(n_cols, np.nan)
+        row[:n_vox] = 0
+        row[start : start + block.shape[1]] = 1
+        start += block.shape[1]
+        keys.append(f"ROI_{roi}")
+        descs.append(f"1 = ROI {roi}")
+        values.append(row)
+    for key, col in (("image_index", n_vox), ("stimulus_name", n_vox + 1)):
+        row = np.full(n_cols, np.nan)
+        row[col] = 1
+        keys.append(key)
+        descs.append(f"1 = {key}")
+        values.append(row)
+
+    path = Path(path)
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.create_dataset("dataset", data=dataset)
+        f.create_dataset("metadata/key", data=[k.encode() for k in keys])
+        f.create_dataset("metadata/description", data=[d.encode() for d in descs])
+        f.create_dataset("metadata/value", data=np.vstack(values))
+        f.create_dataset("header/creator", data=b"bhscore.formats.write_fmri")
+        vmap = f.create_group("vmap/stimulus_name")
+        for code, name in zip(codes, labels, strict=True):
+            key = str(float(code))
+            if key not in vmap:
+                vmap.create_dataset(key, data=name.encode())
+    return path
+
+
+# -------------------------------------------------------------------------------------------------
+# DNN features
+# -------------------------------------------------------------------------------------------------
+
+
+def save_feature(path: str | os.PathLike, array: np.ndarray, flavour: str = "v7.3") -> Path:
+    """Write one image's features (key ``feat``, float32) atomically.
+
+    Parameters
+    ----------
+    path : path-like
+        ``<root>/<layer>/<image>.mat``.
+    array : ndarray of shape (1, n_units) or (1, C, H, W)
+    flavour : {'v7.3', 'v5'}
+        'v7.3' is bdpy's ``save_array`` format (hdf5storage); 'v5' is ``scipy.io.savemat``.
+    """
+    path = Path(path)
+    array = np.asarray(array, dtype=np.float32)
+    if flavour == "v7.3":
+        _savemat_v73(path, {FEATURE_KEY: array})
+    elif flavour == "v5":
+        with atomic_path(path) as tmp:
+            scipy.io.savemat(tmp, {FEATURE_KEY: array})
+    else:
+        raise ValueError(f"flavour must be 'v7.3' or 'v5', got {flavour!r}")
+    return path
+
+
+def load_feature(path: str | os.PathLike) -> np.ndarray:
+    """Read one feature file (either MAT flavour); returns the array with its stored shape."""
+    return load_mat_array(path, FEATURE_KEY)
+
+
+def feature_layers(features_dir: str | os.PathLike) -> list[str]:
+    """Sorted layer directories of a features tree."""
+    features_dir = Path(features_dir)
+    if not features_dir.is_dir():
+        raise MissingDataError(features_dir, how="make download-features (or bhscore extract)", what="features tree")
+    return sorted(p.name for p in features_dir.iterdir() if p.is_dir())
+
+
+def _layer_dir(features_dir: Path, layer: str) -> Path:
+    d = Path(features_dir) / layer
+    if not d.is_dir():
+        have = feature_layers(features_dir)
+        raise MissingDataError(
+            d,
+            how=f"make download-features (or bhscore extract); layers present: {', '.join(have) or 'none'}",
+            what=f"features of layer {layer!r}",
+        )
+    return d
+
+
+def _layer_files(layer_dir: Path) -> dict[str, os.DirEntry]:
+    return {
+        e.name[:-4]: e
+        for e in os.scandir(layer_dir)
+        if e.name.endswith(".mat") and not e.name.startswith(".") and e.is_file()
+    }
+
+
+def feature_labels(features_dir: str | os.PathLike, layer: str) -> list[str]:
+    """Sorted image names (file stems) of one layer of a features tree."""
+    return sorted(_layer_files(_layer_dir(Path(features_dir), layer)))
+
+
+def write_feature_index(path: str | os.PathLike, index: Mapping[str, np.ndarray]) -> Path:
+    """Write a feature-index file (key ``index``: struct layer -> 0-based unit indices), atomically.
+
+    Units are indices into the C-order flattened layer output, as bdpy's ``Features(feature_index=...)`` uses.
+    """
+    data = {layer: np.asarray(ix, dtype=np.int64).ravel() for layer, ix in index.items()}
+    _savemat_v73(Path(path), {"index": data})
+    return Path(path)
+
+
+def read_feature_index(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Read a feature-index file; returns layer -> 0-based int64 indices."""
+    path = Path(path)
+    if not path.exists():
+        raise MissingDataError(path, what="feature-index file")
+    try:
+        raw = hdf5storage.loadmat(str(path))["index"]
+    except Exception as e:
+        raise CorruptFileError(path, f"not a feature-index file ({type(e).__name__}: {e})") from None
+    if isinstance(raw, np.ndarray) and raw.dtype.names:  # written by MATLAB: a struct array
+        raw = {name: raw[name].ravel()[0] for name in raw.dtype.names}
+    return {str(k): np.asarray(v).ravel().astype(np.int64) for k, v in dict(raw).items()}
+
+
+def _fingerprint(files: Mapping[str, os.DirEntry], labels: Sequence[str]) -> str:
+    h = hashlib.sha1()
+    for name in labels:
+        st = files[name].stat()
+        h.update(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def read_layer(
+    features_dir: str | os.PathLike,
+    layer: str,
+    labels: Sequence[str] | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    feature_index: Mapping[str, np.ndarray] | None = None,
+) -> np.ndarray:
+    """Read one layer of a features tree as a matrix, one row per image.
+
+    Parameters
+    ----------
+    features_dir : path-like
+        ``features/<split>/<framework>/<network>``.
+    layer : str
+    labels : sequence of str, optional
+        Image names, in the order of the rows wanted. Default: all images, sorted by name.
+    cache_dir : path-like, optional
+        Keep the whole layer as ``<cache_dir>/<layer>.npy`` (sorted rows) and reuse it while no source file
+        changed (names, sizes and modification times are fingerprinted), so later reads cost one array load.
+    feature_index : mapping, optional
+        Layer -> unit indices to keep (a feature-index file). Applied only when the files hold the full layer
+        (more units than indices); files already holding the subset are used as they are.
+
+    Returns
+    -------
+    ndarray of shape (n_images, n_units), float32
+        Units are the C-order flattening of each file's array without its leading axis of 1.
+    """
+    features_dir = Path(features_dir)
+    layer_dir = _layer_dir(features_dir, layer)
+    files = _layer_files(layer_dir)
+    all_labels = sorted(files)
+    if labels is not None:
+        missing = [n for n in labels if n not in files]
+        if missing:
+            raise MissingDataError(
+                layer_dir / f"{missing[0]}.mat",
+                how="bhscore extract (or make download-features)",
+                what=f"features of {len(missing)} image(s) {missing[:5]}{' ...' if len(missing) > 5 else ''} in layer {layer!r}",
+            )
+    if not all_labels:
+        raise MissingDataError(layer_dir, how="bhscore extract", what=f"feature files of layer {layer!r}")
+
+    data = None
+    if cache_dir is not None:
+        cache = Path(cache_dir) / f"{layer}.npy"
+        meta = cache.with_suffix(".json")
+        stamp = _fingerprint(files, all_labels)
+        try:
+            if json.loads(meta.read_text()).get("fingerprint") == stamp:
+                data = np.load(cache, mmap_mode="r")
+        except (OSError, ValueError):
+            data = None
+        if data is None:
+            data = _read_layer_files(layer_dir, all_labels)
+            atomic_save_npy(cache, data)
+            atomic_write_text(meta, json.dumps({"fingerprint": stamp, "labels": all_labels, "shape": data.shape}))
+    else:
+        data = _read_layer_files(layer_dir, all_labels)
+
+    if labels is not None and list(labels) != all_labels:
+        pos = {n: i for i, n in enumerate(all_labels)}
+        data = data[np.array([pos[n] for n in labels], dtype=np.int64)]
+    if feature_index is not None and layer in feature_index:
+        ix = np.asarray(feature_index[layer])
+        if data.shape[1] > ix.size:
+            data = data[:, ix]
+    return np.ascontiguousarray(data, dtype=np.float32)
+
+
+def _read_layer_files(layer_dir: Path, labels: Sequence[str]) -> np.ndarray:
+    from tqdm.auto import tqdm
+
+    first = load_feature(layer_dir / f"{labels[0]}.mat")
+    out = np.empty((len(labels), first.size), dtype=np.float32)
+    out[0] = first.reshape(-1)
+    it = labels[1:]
+    if len(labels) > 200:
+        it = tqdm(it, desc=f"read {layer_dir.name}", unit="img", leave=False)
+    for i, name in enumerate(it, start=1):
+        a = load_feature(layer_dir / f"{name}.mat")
+        if a.size != first.size:
+            raise CorruptFileError(
+                layer_dir / f"{name}.mat", f"{a.size} units, but {labels[0]}.mat has {first.size}"
+            )
+        out[i] = a.reshape(-1)
+    return out
+
+
+# -------------------------------------------------------------------------------------------------
+# accuracy trees
+# -------------------------------------------------------------------------------------------------
+
+
+def write_accuracy(path: str | os.PathLike, accuracy: np.ndarray, n_samples: int | None = None) -> Path:
+    """Write an accuracy file (MAT v7.3, key ``accuracy``, float32, shape (1, n)), atomically.
+
+    Parameters
+    ----------
+    path : path-like
+    accuracy : ndarray of shape (n,)
+        One Pearson r per unit (decoding) or voxel (encoding).
+    n_samples : int, optional
+        Number of test images behind each r; stored as the extra variable ``n_samples`` so that the
+        significance test reads it from the data.
+    """
+    mapping: dict[str, object] = {ACCURACY_KEY: np.asarray(accuracy, dtype=np.float32).reshape(1, -1)}
+    if n_samples is not None:
+        mapping["n_samples"] = np.array([[n_samples]], dtype=np.float64)
+    _savemat_v73(Path(path), mapping)
+    return Path(path)
+
+
+def read_accuracy(path: str | os.PathLike) -> tuple[np.ndarray, int | None]:
+    """Read an accuracy file.
+
+    Returns
+    -------
+    accuracy : ndarray of shape (n,), float64
+        Flattened (C order) accuracies.
+    n_samples : int or None
+        Test images behind each accuracy, if the file records it.
+    """
+    path = Path(path)
+    acc = load_mat_array(path, ACCURACY_KEY).astype(np.float64).ravel()
+    n = None
+    if _is_hdf5(path):
+        with h5py.File(path, "r") as f:
+            if "n_samples" in f:
+                n = int(np.asarray(f["n_samples"][()]).ravel()[0])
+    return acc, n
+
+
+# -------------------------------------------------------------------------------------------------
+# trained models (bdmodel)
+# -------------------------------------------------------------------------------------------------
+
+_BDMODEL_VECTORS = ("b", "x_mean", "x_norm", "y_mean", "y_norm")
+
+
+def save_bdmodel(
+    model_dir: str | os.PathLike,
+    W: np.ndarray,
+    b: np.ndarray,
+    x_mean: np.ndarray,
+    x_norm: np.ndarray,
+    y_mean: np.ndarray,
+    y_norm: np.ndarray,
+    dtype: type = np.float32,
+) -> Path:
+    """Save a trained linear model in bdpy's bdmodel layout (each file atomic; ``W.mat`` written last).
+
+    Parameters
+    ----------
+    W : ndarray of shape (n_inputs, n_outputs)
+        Stored as a bdpy sparse array (most weights are 0 after input selection).
+    b : ndarray of shape (1, n_outputs)
+    x_mean, x_norm : ndarray of shape (1, n_inputs)
+    y_mean, y_norm : ndarray of shape (1, n_outputs)
+    """
+    from bdpy.dataform import SparseArray
+
+    model_dir = Path(model_dir)
+    for name, arr in zip(_BDMODEL_VECTORS, (b, x_mean, x_norm, y_mean, y_norm), strict=True):
+        _savemat_v73(model_dir / f"{name}.mat", {name: np.asarray(arr, dtype=dtype).reshape(1, -1)})
+    with atomic_path(model_dir / "W.mat") as tmp:
+        SparseArray(np.asarray(W, dtype=dtype)).save(str(tmp), key="W", dtype=dtype)
+    return model_dir
+
+
+def load_bdmodel(model_dir: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Load a bdmodel directory; returns dict with W (n_inputs, n_outputs), b, x_mean, x_norm, y_mean, y_norm."""
+    from bdpy.dataform import load_array
+
+    model_dir = Path(model_dir)
+    out = {}
+    for name in ("W", *_BDMODEL_VECTORS):
+        p = model_dir / f"{name}.mat"
+        if not p.exists():
+            raise MissingDataError(p, how="bhscore decode --save-model", what="trained model file")
+        out[name] = np.asarray(load_array(str(p), key=name))
+    return out
