@@ -1,0 +1,240 @@
+"""A simulated experiment in the real file formats, with a planted hierarchy.
+
+The simulated world has five latent "hierarchy levels": each image carries an independent random vector per
+level. Simulated visual area k (V1, V2, V3, V4, HVC) responds to level k, plus measurement noise that is new
+on every presentation. DNN layers are mixtures of the levels:
+
+- ``Planted``: layer j mixes the levels around depth ``4 j / (L - 1)`` (a Gaussian weighting), so early
+  layers resemble V1 and late layers HVC: its BH score is clearly positive.
+- ``Control``: every layer mixes all levels equally, so no area is systematically best for any layer: its
+  score is near zero.
+
+:func:`simulate_dataset` writes BData fMRI files, features trees and a ``settings.json`` for them;
+:func:`simulate_accuracies` writes accuracy trees directly (for the score and the figures, without decoding).
+Everything is seeded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bhscore import formats
+from bhscore.paths import TEST, TRAINING, Layout, data_root
+
+ROIS = ("V1", "V2", "V3", "V4", "HVC")
+SUBJECTS = ("sub-01", "sub-02", "sub-03")
+
+
+def stimulus_names(n: int, rng: np.random.Generator, per_synset: int = 8) -> list[str]:
+    """``n`` distinct names of the real form ``n<8-digit synset>_<number>``, sorted."""
+    n_syn = -(-n // per_synset)
+    synsets = rng.choice(np.arange(1_000_000, 15_000_000), size=n_syn, replace=False)
+    names = [
+        f"n{syn:08d}_{num}"
+        for syn in synsets
+        for num in rng.choice(np.arange(1, 99_999), size=per_synset, replace=False)
+    ]
+    return sorted(names[:n])
+
+
+@dataclass(frozen=True)
+class SimulatedDNN:
+    """A simulated DNN: its name, directory, layers and how its layers weigh the latent levels."""
+
+    name: str
+    dir: str
+    n_layers: int
+    hierarchical: bool
+    flavour: str = "v7.3"
+
+    @property
+    def layers(self) -> list[str]:
+        return ["conv1_abs"] + [f"layer{j}" for j in range(1, self.n_layers)]
+
+    def level_weights(self, n_levels: int) -> np.ndarray:
+        """ndarray (n_layers, n_levels): how much each layer carries each latent level (rows sum to 1)."""
+        if not self.hierarchical:
+            return np.full((self.n_layers, n_levels), 1.0 / n_levels)
+        depth = np.linspace(0, n_levels - 1, self.n_layers)[:, None]
+        w = np.exp(-((np.arange(n_levels)[None, :] - depth) ** 2) / (2 * 0.6**2))
+        return w / w.sum(axis=1, keepdims=True)
+
+
+DEFAULT_DNNS = (
+    SimulatedDNN("Planted", "simulated/Planted", 7, hierarchical=True, flavour="v7.3"),
+    SimulatedDNN("Control", "simulated/Control", 7, hierarchical=False, flavour="v5"),
+)
+
+
+def simulate_dataset(
+    root: str | os.PathLike,
+    seed: int = 0,
+    n_train: int = 120,
+    train_repeats: int = 2,
+    n_test: int = 50,
+    test_repeats: int = 4,
+    n_latent: int = 6,
+    n_units: int = 64,
+    voxels_per_roi: tuple[int, int] = (60, 90),
+    noise: float = 1.0,
+    dnns: tuple[SimulatedDNN, ...] = DEFAULT_DNNS,
+    n_feat: int = 40,
+) -> Path:
+    """Write a simulated experiment under ``root`` in the real formats.
+
+    Parameters
+    ----------
+    root : path-like
+        The data root to create: ``fmri/``, ``features/`` and ``settings.json`` (data_root ".").
+    seed : int
+    n_train, train_repeats : int
+        Training images and presentations per image (the real data: 1200 x 5).
+    n_test, test_repeats : int
+        Test images and presentations per image (the real data: 50 x 24; averaged before prediction).
+    n_latent : int
+        Dimension of each latent level.
+    n_units : int
+        Units per layer (the first layer is stored as (1, 4, 4, n_units // 16)).
+    voxels_per_roi : (int, int)
+        Range of voxel counts per (subject, ROI).
+    noise : float
+        Standard deviation of the measurement noise (signal variance is about 1).
+    dnns : tuple of SimulatedDNN
+    n_feat : int
+        Inputs selected per output in the simulated settings (fewer than the voxels of an ROI).
+
+    Returns
+    -------
+    Path
+        The written settings file.
+    """
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    n_levels = len(ROIS)
+    names = stimulus_names(n_train + n_test, rng)
+    order = rng.permutation(len(names))
+    split_names = {TRAINING: sorted(names[i] for i in order[:n_train]), TEST: sorted(names[i] for i in order[n_train:])}
+    latents = {
+        split: rng.standard_normal((len(ns), n_levels, n_latent)) for split, ns in split_names.items()
+    }  # (n_images, n_levels, n_latent)
+
+    layout = Layout(root)
+    # features: each layer is a fixed random projection of its weighted latent levels
+    for dnn in dnns:
+        weights = dnn.level_weights(n_levels)
+        projections = rng.standard_normal((dnn.n_layers, n_levels, n_latent, n_units)) / np.sqrt(n_latent)
+        for split, ns in split_names.items():
+            z = latents[split]
+            for j, layer in enumerate(dnn.layers):
+                feats = np.einsum("ikd,kdu->iu", z * np.sqrt(weights[j])[None, :, None], projections[j])
+                feats += 0.1 * rng.standard_normal(feats.shape)
+                if j == 0:
+                    feats = np.abs(feats)  # a "_abs" layer
+                out_dir = layout.features_dir(split, dnn.dir) / layer
+                for i, name in enumerate(ns):
+                    a = feats[i].reshape(1, 4, 4, -1) if j == 0 else feats[i][None, :]
+                    formats.save_feature(out_dir / f"{name}.mat", a, flavour=dnn.flavour)
+
+    # fMRI: area k = a random projection of latent level k, plus fresh noise on every presentation
+    for s_i, subject in enumerate(SUBJECTS):
+        srng = np.random.default_rng([seed, s_i])
+        n_vox = srng.integers(voxels_per_roi[0], voxels_per_roi[1] + 1, size=n_levels)
+        maps = [srng.standard_normal((n_latent, n_vox[k])) / np.sqrt(n_latent) for k in range(n_levels)]
+        for split, repeats in ((TRAINING, train_repeats), (TEST, test_repeats)):
+            ns = split_names[split]
+            shown = np.tile(np.arange(len(ns)), repeats)
+            srng.shuffle(shown)
+            z = latents[split][shown]  # (n_samples, n_levels, n_latent)
+            rois = {
+                roi: z[:, k, :] @ maps[k] + noise * srng.standard_normal((len(shown), n_vox[k])) + 5.0
+                for k, roi in enumerate(ROIS)
+            }
+            formats.write_fmri(layout.fmri_file(subject, split), rois, [ns[i] for i in shown], names=ns)
+
+    settings = {
+        "data_root": ".",
+        "subjects": list(SUBJECTS),
+        "rois": list(ROIS),
+        "analysis": {
+            "decoding": {"alpha": 100.0, "n_feat": n_feat, "dtype": "float64"},
+            "encoding": {"alpha": 100.0, "n_feat": n_feat, "dtype": "float32"},
+            "score": {"n_test_images": n_test, "n_draws": 100, "n_bootstrap": 200},
+        },
+        "dnns": {d.name: {"dir": d.dir, "layers": d.layers} for d in dnns},
+    }
+    path = root / "settings.json"
+    formats.atomic_write_text(path, json.dumps(settings, indent=2) + "\n")
+    return path
+
+
+def simulate_accuracies(
+    settings,
+    seed: int = 0,
+    n_units: int = 100,
+    n_voxels: int = 120,
+    n_samples: int = 50,
+    strengths: dict[str, float] | None = None,
+) -> Path:
+    """Write decoding and encoding accuracy trees with a planted hierarchy for every DNN of ``settings``.
+
+    Each unit of layer j is best decoded near ROI ``(R - 1) j / (L - 1)`` with a strength that decreases
+    through the DNN list (first DNN: strength 1, last: 0, i.e. no hierarchy), so the DNNs get distinct scores.
+    A few accuracies are NaN (constant units), as in real trees.
+
+    Parameters
+    ----------
+    settings : bhscore.settings.Settings
+        DNNs, subjects and ROIs to write; files go under its data root.
+    seed : int
+    n_units, n_voxels : int
+        Items per (layer, subject, ROI) file.
+    n_samples : int
+        Test images recorded in the files.
+    strengths : dict, optional
+        DNN name -> hierarchy strength in [0, 1], overriding the default ramp.
+
+    Returns
+    -------
+    Path
+        The data root.
+    """
+    layout = Layout.from_settings(settings)
+    rng = np.random.default_rng(seed)
+    names = list(settings.dnns)
+    ramp = np.linspace(1.0, 0.0, len(names)) if len(names) > 1 else np.ones(1)
+    n_rois = len(settings.rois)
+    for i, name in enumerate(names):
+        dnn = settings.dnns[name]
+        strength = (strengths or {}).get(name, float(ramp[i]))
+        n_layers = len(dnn.layers)
+        # affinity of each (layer, ROI): a Gaussian ridge along the diagonal, flattened by 1 - strength
+        centre = np.linspace(0, n_rois - 1, n_layers)[:, None]
+        affinity = np.exp(-((np.arange(n_rois)[None, :] - centre) ** 2) / (2 * 0.9**2))
+        affinity = strength * affinity + (1 - strength) * affinity.mean(axis=1, keepdims=True)
+
+        def _write(kind, layer, subject, roi, acc, dnn_dir=dnn.dir):
+            formats.write_accuracy(layout.accuracy_file(kind, dnn_dir, layer, subject, roi), acc, n_samples)
+
+        for subject in settings.subjects:
+            for j, layer in enumerate(dnn.layers):  # decoding: units of layer j, shared across ROIs
+                acc = _noisy(rng, affinity[j][:, None], n_units)
+                for r, roi in enumerate(settings.rois):
+                    _write("decoding", layer, subject, roi, acc[r])
+            for r, roi in enumerate(settings.rois):  # encoding: voxels of ROI r, shared across layers
+                acc = _noisy(rng, affinity[:, r][:, None], n_voxels)
+                for j, layer in enumerate(dnn.layers):
+                    _write("encoding", layer, subject, roi, acc[j])
+    return data_root(settings)
+
+
+def _noisy(rng: np.random.Generator, profile: np.ndarray, n_items: int) -> np.ndarray:
+    """Accuracies (n_rows, n_items): item decodability x row profile + noise, about 1% NaN items."""
+    base = 0.15 + 0.5 * rng.random(n_items)
+    acc = np.clip(base[None, :] * profile + 0.15 * rng.standard_normal((len(profile), n_items)), -0.99, 0.99)
+    acc[:, rng.random(n_items) < 0.01] = np.nan
+    return acc
