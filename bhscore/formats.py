@@ -104,7 +104,7 @@ def load_mat_array(path: str | os.PathLike, key: str) -> np.ndarray:
                     raise CorruptFileError(path, f"no variable {key!r} (has: {', '.join(f.keys())})")
                 return np.asarray(f[key][()]).T
         mat = scipy.io.loadmat(path, variable_names=[key])
-    except (OSError, ValueError, scipy.io.matlab.MatReadError) as e:
+    except (OSError, ValueError, IndexError, TypeError, scipy.io.matlab.MatReadError) as e:
         raise CorruptFileError(path, f"{type(e).__name__}: {e}") from None
     if key not in mat:
         raise CorruptFileError(path, f"no variable {key!r}")
