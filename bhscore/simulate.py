@@ -113,6 +113,8 @@ def simulate_dataset(
     Path
         The written settings file.
     """
+    if n_test < 3:
+        raise ValueError(f"n_test (the settings' n_test_images) must be at least 3, got {n_test}")
     root = Path(root)
     rng = np.random.default_rng(seed)
     n_levels = len(ROIS)
@@ -134,7 +136,7 @@ def simulate_dataset(
                 feats = np.einsum("ikd,kdu->iu", z * np.sqrt(weights[j])[None, :, None], projections[j])
                 feats += 0.1 * rng.standard_normal(feats.shape)
                 if j == 0:
-                    feats = np.abs(feats)  # a "_abs" layer
+                    feats = np.abs(feats + 1.5)  # an "_abs" layer (offset: abs keeps most of the linear signal)
                 out_dir = layout.features_dir(split, dnn.dir) / layer
                 for i, name in enumerate(ns):
                     a = feats[i].reshape(1, 4, 4, -1) if j == 0 else feats[i][None, :]

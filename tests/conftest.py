@@ -42,11 +42,14 @@ def small_settings_dict(root, n_dnns: int = 3, n_layers=(6, 8, 7, 9)) -> dict:
 @pytest.fixture(scope="session")
 def accuracy_settings(tmp_path_factory):
     """Settings of 3 DNNs with simulated accuracy trees (hierarchy strength 1, 0.5, 0)."""
-    from bhscore.settings import settings_from_dict
+    import json
+
+    from bhscore.settings import load_settings
     from bhscore.simulate import simulate_accuracies
 
     root = tmp_path_factory.mktemp("acc")
-    s = settings_from_dict(small_settings_dict(root), source=root / "settings.json")
+    (root / "settings.json").write_text(json.dumps(small_settings_dict(root)))
+    s = load_settings(root / "settings.json")
     simulate_accuracies(s, seed=0, n_units=60, n_voxels=80)
     return s
 
