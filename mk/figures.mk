@@ -1,0 +1,46 @@
+# Figures (bhscore/figures.py, analysis/*.ipynb) and the reproduction check (bhscore/verify.py).
+#
+# Real file targets, so `make -j` and incremental rebuilds work:
+#   $(FIGURES)/bhscores.csv (+ $(FIGURES)/tables/*.csv)  <- settings, environment, score code, accuracy files
+#   $(FIGURES)/<name>.pdf .png + notebooks/<name>.ipynb  <- analysis/<name>.ipynb, settings, table, environment
+# Another settings file or figures directory: make figures SETTINGS=demo/settings.json FIGURES=figures/demo
+# One figure: make figures/fig3b_imagenet.pdf  (or: bhscore figure fig3b_imagenet)
+# When the accuracies are missing, the table's recipe runs `make $(ACCURACY_TARGET)` first
+# (empty ACCURACY_TARGET: stop with the list of missing files instead).
+
+FIGURES ?= $(or $(BHSCORE_FIGURES),figures)
+ACCURACY_TARGET ?= download-accuracy
+
+FIGURE_NAMES := $(patsubst analysis/%.ipynb,%,$(wildcard analysis/*.ipynb))
+FIGURE_TABLE := $(FIGURES)/bhscores.csv
+FIGURE_FILES := $(foreach f,$(FIGURE_NAMES),$(FIGURES)/$(f).pdf $(FIGURES)/$(f).png $(FIGURES)/notebooks/$(f).ipynb)
+FIGURE_CODE  := bhscore/figures.py bhscore/score.py
+# `bhscore figure-tables` / `bhscore figure` without loading every other subcommand (faster start-up)
+FIGURE_CMD   := $(PY) -m bhscore.commands.figures
+
+.PHONY: figures figure-tables verify clean-figures
+
+figures: $(FIGURE_FILES) $(FIGURE_TABLE) ## build every figure (PDF + PNG) and figures/bhscores.csv (SETTINGS=, FIGURES= to override)
+
+figure-tables: $(FIGURE_TABLE) ## compute the score table and the figures' tables only
+
+# The accuracy files the table reads are prerequisites too (listed by bhscore when make considers this
+# target: second expansion, so other targets never pay for it), so recomputed accuracies rebuild it.
+.SECONDEXPANSION:
+$(FIGURE_TABLE): $(SETTINGS) $(INSTALLED) $(FIGURE_CODE) \
+    $$(if $$(wildcard $(PY)),$$(shell $(FIGURE_CMD) figure-tables --settings $(SETTINGS) --list-inputs 2>/dev/null))
+	@$(FIGURE_CMD) figure-tables --settings $(SETTINGS) --check; rc=$$?; \
+	if [ $$rc -eq 3 ] && [ -n "$(ACCURACY_TARGET)" ]; then \
+	  echo "fetching them: make $(ACCURACY_TARGET)" >&2; $(MAKE) --no-print-directory $(ACCURACY_TARGET) || exit 1; \
+	elif [ $$rc -ne 0 ]; then exit $$rc; fi
+	$(FIGURE_CMD) figure-tables --settings $(SETTINGS) --out $(FIGURES)
+
+# one recipe makes all three files of a figure (a pattern rule with several targets)
+$(FIGURES)/%.pdf $(FIGURES)/%.png $(FIGURES)/notebooks/%.ipynb: analysis/%.ipynb $(SETTINGS) $(FIGURE_TABLE) $(INSTALLED)
+	$(FIGURE_CMD) figure $* --settings $(SETTINGS) --out $(FIGURES)
+
+verify: $(FIGURE_TABLE) ## compare the scores with the published ones (reference/published_bhscores.csv)
+	$(BHSCORE) verify --settings $(SETTINGS) --table $(FIGURE_TABLE)
+
+clean-figures: ## remove the generated figures, tables and executed notebooks (the FIGURES dir)
+	rm -rf -- "$(FIGURES)"
