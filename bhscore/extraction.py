@@ -281,13 +281,13 @@ def resolve_unit_index(
                 f"layer {layer!r}: the feature-index files {index_path} and {others[layer][1]} keep different "
                 "units; training and test features must hold the same units (delete one tree and re-extract)"
             )
-        ix = own.get(layer, others.get(layer, (None,))[0])
+        ix, src = (own[layer], index_path) if layer in own else others.get(layer, (None, None))
         if ix is None:
             ix = subsample_indices(total, n_units, seed, layer)
         elif ix.size != want or (ix.size and (ix.min() < 0 or ix.max() >= total)) or np.unique(ix).size != ix.size:
             raise UserError(
-                f"layer {layer!r}: the existing feature index holds {ix.size} indices (max {ix.max() if ix.size else '-'}) "
-                f"but this run keeps {want} of {total} units; use the same n_units or another output directory"
+                f"layer {layer!r}: {src} holds {ix.size} unit indices (max {ix.max() if ix.size else '-'}), but this "
+                f"run keeps {want} of {total} units; use the same n_units and model, or another output directory"
             )
         result[layer] = ix
     if index_path is not None and any(layer not in own for layer in result):
@@ -789,12 +789,10 @@ def load_model(spec: str, weights: str | None = None, *, download: bool = False,
     _require_torch()
     kind, _, rest = spec.partition(":")
     if kind == "torchvision" and rest:
-        loaded = _load_torchvision(rest, weights, download, seed)
-    elif kind == "timm" and rest:
-        loaded = _load_timm(rest, weights, download, seed)
-    else:
-        loaded = _load_entry_point(spec, weights, seed)
-    return loaded
+        return _load_torchvision(rest, weights, download, seed)
+    if kind == "timm" and rest:
+        return _load_timm(rest, weights, download, seed)
+    return _load_entry_point(spec, weights, seed)
 
 
 # =================================================================================================
@@ -1130,7 +1128,7 @@ def extract_features(
         loaded = LoadedModel.wrap(model)
     if n_units is not None and n_units < 1:
         raise UserError(f"n_units must be >= 1 (or None for all units), got {n_units}")
-    paths = list_images(images if isinstance(images, (str, os.PathLike)) else list(images))
+    paths = list_images(images)
     specs = resolve_layers(loaded.model, layers, modules, model_name=loaded.spec)
     size = input_size if input_size is not None else loaded.input_size
     preprocess = make_preprocess(preprocessing, size, mean=loaded.mean, std=loaded.std, transform=loaded.transform)

@@ -162,11 +162,11 @@ def _caffe(args: argparse.Namespace, layers: list[str]) -> int:
         layers = layers or d.layers
         model_dir = Path(args.caffe_model_dir or data_root(settings) / "caffe_models" / Path(d.dir).name)
     prototxt, caffemodel = find_caffe_model(model_dir)
-    index_from = next(
-        (o / index_file_name(args.n_units) for o in others
-         if args.n_units is not None and (o / index_file_name(args.n_units)).exists()),
-        args.index[0] if args.index else None,
-    )
+    # the first index file that exists: given ones, then the other stimulus set's
+    candidates = [Path(p) for p in args.index]
+    if args.n_units is not None:
+        candidates += [o / index_file_name(args.n_units) for o in others]
+    index_from = next((c for c in candidates if c.exists()), None)
     out.mkdir(parents=True, exist_ok=True)
     cmd = caffe_docker_command(
         repo_root=REPO_ROOT,

@@ -117,8 +117,9 @@ class _AreaR(nn.Module):
         k, s, p = self.conv_input.kernel_size[0], self.conv_input.stride[0], self.conv_input.padding[0]
         return (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
 
-    def step(self, x: torch.Tensor | None, state: torch.Tensor | None, zeros_like: tuple) -> torch.Tensor:
-        """One time step; ``x`` None means no input yet (zeros of shape ``zeros_like``)."""
+    def forward(self, x: torch.Tensor | None, state: torch.Tensor | None, zeros_like: tuple) -> torch.Tensor:
+        """One time step; ``x`` None means no input yet (zeros of shape ``zeros_like``). Returns the output,
+        which is also the area's next state."""
         if x is None:
             drive = torch.zeros(zeros_like, dtype=self.conv1.weight.dtype, device=self.conv1.weight.device)
         else:
@@ -159,7 +160,7 @@ class CORnetR(nn.Module):
             below = x
             for i, area in enumerate(areas):
                 inp = below if (t > 0 or i == 0) else None
-                states[i] = area.step(inp, states[i], shapes[i])
+                states[i] = area(inp, states[i], shapes[i])
                 below = states[i]
         return self.decoder(states[-1])
 
