@@ -450,7 +450,7 @@ def _read_layer_files(layer_dir: Path, labels: Sequence[str]) -> np.ndarray:
     out = np.empty((len(labels), first.size), dtype=np.float32)
     out[0] = first.reshape(-1)
     it = labels[1:]
-    if len(labels) > 200:
+    if len(labels) > 1000:  # a real training layer (1200 files) takes seconds: show it
         it = tqdm(it, desc=f"read {layer_dir.name}", unit="img", leave=False)
     for i, name in enumerate(it, start=1):
         a = load_feature(layer_dir / f"{name}.mat")

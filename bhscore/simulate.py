@@ -240,3 +240,79 @@ def _noisy(rng: np.random.Generator, profile: np.ndarray, n_items: int) -> np.nd
     acc = np.clip(base[None, :] * profile + 0.15 * rng.standard_normal((len(profile), n_items)), -0.99, 0.99)
     acc[:, rng.random(n_items) < 0.01] = np.nan
     return acc
+
+
+def simulate_fmri_from_features(
+    settings,
+    driver: str,
+    roi_layers: dict[str, str],
+    seed: int = 0,
+    train_repeats: int = 2,
+    test_repeats: int = 8,
+    voxels_per_roi: tuple[int, int] = (80, 160),
+    units_per_voxel: int = 40,
+    noise: float = 1.5,
+) -> None:
+    """Write BData fMRI files of a simulated brain whose areas are driven by layers of a DNN's features.
+
+    Each voxel of area ``roi`` pools a random subset of the (training-z-scored) units of layer
+    ``roi_layers[roi]`` of DNN ``driver`` with random weights, scaled to unit variance over the training
+    images; every presentation adds fresh Gaussian noise of s.d. ``noise``. Voxel counts differ across
+    subjects. The features trees of ``driver`` (both stimulus sets) must exist under the data root.
+
+    Parameters
+    ----------
+    settings : bhscore.settings.Settings
+        Subjects, ROIs and the data root (files go to ``Layout.fmri_file``).
+    driver : str
+        The DNN whose features drive the simulated brain.
+    roi_layers : dict of str -> str
+        ROI -> driving layer of ``driver``.
+    seed : int
+    train_repeats, test_repeats : int
+        Presentations per image (the real data: 5 and 24).
+    voxels_per_roi : (int, int)
+        Range of voxel counts per (subject, ROI).
+    units_per_voxel : int
+        Units pooled by each voxel.
+    noise : float
+        Trial noise s.d. (the noise-free signal has unit variance).
+    """
+    layout = Layout.from_settings(settings)
+    dnn = settings.dnn(driver)
+    feats: dict[str, dict[str, np.ndarray]] = {}
+    names: dict[str, list[str]] = {}
+    for split in (TRAINING, TEST):
+        fdir = layout.features_dir(split, dnn.dir)
+        names[split] = formats.feature_labels(fdir, dnn.layers[0])
+        feats[split] = {layer: formats.read_layer(fdir, layer).astype(np.float64) for layer in set(roi_layers.values())}
+    stats = {}
+    for layer, train in feats[TRAINING].items():
+        sd = train.std(axis=0)
+        stats[layer] = (train.mean(axis=0), np.where(sd > 0, sd, 1.0))
+
+    for s_i, subject in enumerate(settings.subjects):
+        rng = np.random.default_rng([seed, 100 + s_i])
+        weights = {}
+        for roi in settings.rois:
+            n_units = feats[TRAINING][roi_layers[roi]].shape[1]
+            n_vox = int(rng.integers(voxels_per_roi[0], voxels_per_roi[1] + 1))
+            w = np.zeros((n_units, n_vox))
+            for v in range(n_vox):  # a handful of voxels: a loop is clearer than fancy indexing
+                pool = rng.choice(n_units, size=min(units_per_voxel, n_units), replace=False)
+                w[pool, v] = rng.standard_normal(len(pool))
+            mean, sd = stats[roi_layers[roi]]
+            signal_train = ((feats[TRAINING][roi_layers[roi]] - mean) / sd) @ w
+            scale = signal_train.std(axis=0)
+            weights[roi] = w / np.where(scale > 0, scale, 1.0)
+        for split, repeats in ((TRAINING, train_repeats), (TEST, test_repeats)):
+            shown = np.tile(np.arange(len(names[split])), repeats)
+            rng.shuffle(shown)
+            rois = {}
+            for roi in settings.rois:
+                mean, sd = stats[roi_layers[roi]]
+                signal = ((feats[split][roi_layers[roi]] - mean) / sd) @ weights[roi]
+                rois[roi] = signal[shown] + noise * rng.standard_normal((len(shown), signal.shape[1])) + 10.0
+            formats.write_fmri(
+                layout.fmri_file(subject, split), rois, [names[split][i] for i in shown], names=names[split]
+            )
