@@ -218,7 +218,9 @@ def as_input(X, dtype) -> InputMatrix:
 def _check_finite(a: np.ndarray, what: str) -> None:
     if not np.isfinite(a).all():
         bad = np.unique(np.nonzero(~np.isfinite(a))[1])
-        raise ValueError(f"{what} has non-finite values (NaN/inf) in {bad.size} column(s), e.g. {bad[:5].tolist()}")
+        raise ValueError(
+            f"{what} has non-finite values (NaN/inf) in {bad.size} column(s), e.g. {bad[:5].tolist()}"
+        )
 
 
 # -------------------------------------------------------------------------------------------------
@@ -427,7 +429,9 @@ def _run_batches(n_items: int, batch_size: int, work, n_workers: int, bar, flops
         return
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(min(n_workers, len(batches)), initializer=torch.set_num_threads, initargs=(1,)) as ex:
+    with ThreadPoolExecutor(
+        min(n_workers, len(batches)), initializer=torch.set_num_threads, initargs=(1,)
+    ) as ex:
         for done in ex.map(lambda ab: work(*ab), batches):
             bar.update(done)
 
@@ -548,7 +552,9 @@ class GramInputs:
             Yc = Yt - ys.mean
             P = _centred_product(self.X, self.stats, Yc)
             C = _correlation(P, n, self.stats, ys)
-            XtY = torch.cat([P + n * torch.outer(self.stats.mean, ys.mean), Yt.sum(dim=0, keepdim=True)], dim=0)
+            XtY = torch.cat(
+                [P + n * torch.outer(self.stats.mean, ys.mean), Yt.sum(dim=0, keepdim=True)], dim=0
+            )
         keys = _rank_keys(C)
         _, idx, nxt = _topk(keys, k)
         kth = keys.gather(1, idx[:, -1:]).squeeze(1)
@@ -720,7 +726,9 @@ def _wide_tied_selection(src: InputMatrix, Y: np.ndarray, k: int, chunk_size: in
     return np.stack([_fastl2lir_order(np.abs(C[:, j]), k) for j in range(Y.shape[1])])
 
 
-def _wide_plain(src: InputMatrix, Y: np.ndarray, alpha: float, device: torch.device, chunk_size: int) -> RidgeFit:
+def _wide_plain(
+    src: InputMatrix, Y: np.ndarray, alpha: float, device: torch.device, chunk_size: int
+) -> RidgeFit:
     """Plain ridge (no selection) on wide inputs: the dual form, kernel accumulated by chunks."""
     n, m = src.shape
     tdt = _torch_dtype(src.dtype)
@@ -799,7 +807,9 @@ def fit(
     if mode == "auto":
         mode = "gram" if m <= MAX_GRAM_INPUTS else "wide"
     if mode == "gram":
-        return GramInputs(src, dt, dev).fit(Y, alpha, n_feat, batch_size=batch_size, budget=budget, progress=progress)
+        return GramInputs(src, dt, dev).fit(
+            Y, alpha, n_feat, batch_size=batch_size, budget=budget, progress=progress
+        )
     Yn = _as_outputs(Y, n, dt)
     if chunk_size is None:
         lo = min(m, max(1024, n_feat + 1))
@@ -829,7 +839,9 @@ def fit_reference(X, Y, alpha: float = 1.0, n_feat: int = 0, dtype="float64") ->
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # 0/0 in corrmat for constant outputs
-            warnings.simplefilter("ignore", DeprecationWarning)  # its numpy.matrix and per-element conversions
+            warnings.simplefilter(
+                "ignore", DeprecationWarning
+            )  # its numpy.matrix and per-element conversions
             warnings.simplefilter("ignore", PendingDeprecationWarning)
             model = fastl2lir.FastL2LiR().fit(X, Y, alpha=alpha, n_feat=n_feat, dtype=dt.type)
     finally:
@@ -847,10 +859,18 @@ class FastL2LiR:
     dtype, device, mode, batch_size : see :func:`fit`
     """
 
-    def __init__(self, solver: str = "ours", dtype="float64", device=None, mode: str = "auto", batch_size=None):
+    def __init__(
+        self, solver: str = "ours", dtype="float64", device=None, mode: str = "auto", batch_size=None
+    ):
         if solver not in SOLVERS:
             raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
-        self.solver, self.dtype, self.device, self.mode, self.batch_size = solver, dtype, device, mode, batch_size
+        self.solver, self.dtype, self.device, self.mode, self.batch_size = (
+            solver,
+            dtype,
+            device,
+            mode,
+            batch_size,
+        )
         self.result: RidgeFit | None = None
 
     def fit(self, X, Y, alpha: float = 1.0, n_feat: int = 0) -> FastL2LiR:
@@ -858,7 +878,14 @@ class FastL2LiR:
             self.result = fit_reference(X, Y, alpha, n_feat, self.dtype)
         else:
             self.result = fit(
-                X, Y, alpha, n_feat, dtype=self.dtype, device=self.device, mode=self.mode, batch_size=self.batch_size
+                X,
+                Y,
+                alpha,
+                n_feat,
+                dtype=self.dtype,
+                device=self.device,
+                mode=self.mode,
+                batch_size=self.batch_size,
             )
         return self
 

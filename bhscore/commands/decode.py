@@ -1,0 +1,106 @@
+"""``bhscore decode``: decoding jobs (DNN units from fMRI) -> ``decoding_accuracy/`` (see :mod:`bhscore.jobs`)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_job_arguments(p: argparse.ArgumentParser, kind: str) -> None:
+    """Arguments shared by ``bhscore decode`` and ``bhscore encode``."""
+    p.add_argument(
+        "--dnn", action="append", metavar="NAME", help="a DNN of the settings (repeatable; default: all)"
+    )
+    p.add_argument("--layer", action="append", metavar="L", help="only this layer (repeatable)")
+    p.add_argument("--subject", action="append", metavar="S", help="only this subject (repeatable)")
+    p.add_argument("--roi", action="append", metavar="R", help="only this ROI (repeatable)")
+    p.add_argument(
+        "--solver",
+        choices=("ours", "fastl2lir"),
+        default="ours",
+        help="'ours': batched FastL2LiR (CPU/CUDA, default); 'fastl2lir': the reference package, for exact legacy runs",
+    )
+    p.add_argument(
+        "--device", default="auto", help="'auto' (CUDA when available), 'cpu', 'cuda', 'cuda:1', ..."
+    )
+    p.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="run only the I-th (0-based) of N slices of the job list (batch arrays)",
+    )
+    p.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch (default: torch's choice)")
+    p.add_argument("--save-model", action="store_true", help="also write the trained models (bdmodel layout)")
+    if kind == "decoding":
+        p.add_argument(
+            "--save-features",
+            action="store_true",
+            help="also write the decoded test features (one .mat per image)",
+        )
+    p.add_argument(
+        "--list", action="store_true", help="list the selected jobs and whether each is done; run nothing"
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run_kind(args: argparse.Namespace, kind: str) -> int:
+    import signal
+
+    from bhscore import jobs
+    from bhscore.paths import Layout
+    from bhscore.settings import load_settings
+
+    settings = load_settings(args.settings)
+    shard_spec = jobs.parse_shard(args.shard) if args.shard else None
+    if args.list:
+        selected = jobs.list_jobs(settings, kind, args.dnn, args.layer, args.subject, args.roi)
+        if shard_spec:
+            selected = jobs.shard(selected, *shard_spec)
+        layout = Layout.from_settings(settings)
+        outputs = jobs.Outputs(predictions=getattr(args, "save_features", False), model=args.save_model)
+        n_done = 0
+        for job in selected:
+            done = jobs.JobFiles(layout, settings, job).done(outputs)
+            n_done += done
+            print(f"{'done   ' if done else 'pending'}  {job}")
+        print(f"{n_done}/{len(selected)} done")
+        return 0
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+    def _terminate(signum, frame):  # SIGTERM (batch systems, kill): unwind, so locks and temp files go
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _terminate)
+    report = jobs.run(
+        settings,
+        kind,
+        dnns=args.dnn,
+        layers=args.layer,
+        subjects=args.subject,
+        rois=args.roi,
+        solver=args.solver,
+        device=None if args.device == "auto" else args.device,
+        shard_spec=shard_spec,
+        save_predictions=getattr(args, "save_features", False),
+        save_model=args.save_model,
+        progress=not args.no_progress,
+    )
+    print(report.summary(kind))
+    if report.locked:
+        print(f"{len(report.locked)} job(s) were running in other workers; rerun to check that they finished")
+    return 0
+
+
+def register(subparsers, common) -> None:
+    p = subparsers.add_parser(
+        "decode",
+        parents=[common],
+        help="decode DNN units from fMRI (FastL2LiR) and write decoding accuracy trees",
+        description="Run the decoding jobs (DNN x layer x subject x ROI) of the settings that are not done yet: "
+        "train on the training samples, predict the image-averaged test set, write "
+        "decoding_accuracy/ImageNetTest/<dir>/<layer>/<subject>/<roi>/accuracy.mat. Safe to run in several "
+        "processes or machines at once (one lock per job) and to interrupt (rerun to finish).",
+    )
+    add_job_arguments(p, "decoding")
+    p.set_defaults(func=lambda args: run_kind(args, "decoding"))
