@@ -660,6 +660,34 @@ def notebook_path(name: str, notebook_dir: str | os.PathLike | None = None) -> P
     return path
 
 
+def strip_outputs(path: str | os.PathLike) -> bool:
+    """Remove outputs and execution counts from a notebook in place (as committed in ``analysis/``).
+
+    Returns
+    -------
+    bool
+        Whether the file changed.
+    """
+    import nbformat
+
+    from bhscore.formats import atomic_write_text
+
+    path = Path(path)
+    nb = nbformat.read(path, as_version=4)
+    changed = False
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        if cell.outputs or cell.execution_count is not None:
+            cell.outputs, cell.execution_count, changed = [], None, True
+        for key in ("execution", "papermill"):
+            changed |= cell.metadata.pop(key, None) is not None
+    changed |= nb.metadata.pop("papermill", None) is not None
+    if changed:
+        atomic_write_text(path, nbformat.writes(nb) + "\n")
+    return changed
+
+
 def _kernel_env() -> dict[str, str]:
     """Environment of the kernel: Agg backend; this environment's kernels found before the user's."""
     env_share = str(Path(sys.prefix) / "share" / "jupyter")

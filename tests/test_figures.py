@@ -5,6 +5,9 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import shutil
+import subprocess
+import sys
 
 import h5py
 import nbformat
@@ -72,20 +75,56 @@ def fig_env(tmp_path_factory):
     return {"root": root, "settings": settings, "out": out, "tables": tables}
 
 
+_HOME_VARS = [
+    ("HOME", "home"),
+    ("JUPYTER_RUNTIME_DIR", "jrt"),
+    ("JUPYTER_DATA_DIR", "jdata"),
+    ("JUPYTER_CONFIG_DIR", "jconf"),
+    ("IPYTHONDIR", "ipy"),
+    ("MPLCONFIGDIR", "mpl"),
+]
+
+
+def _home_env(base) -> dict[str, str]:
+    """Kernels and matplotlib write nothing into the user's home: their directories under ``base``."""
+    env = {}
+    for var, sub in _HOME_VARS:
+        (base / sub).mkdir(parents=True, exist_ok=True)
+        env[var] = str(base / sub)
+    return env
+
+
 @pytest.fixture
 def jupyter_home(tmp_path, monkeypatch):
-    """Kernels and matplotlib write nothing into the user's home."""
-    for var, sub in [
-        ("HOME", "home"),
-        ("JUPYTER_RUNTIME_DIR", "jrt"),
-        ("JUPYTER_DATA_DIR", "jdata"),
-        ("JUPYTER_CONFIG_DIR", "jconf"),
-        ("IPYTHONDIR", "ipy"),
-        ("MPLCONFIGDIR", "mpl"),
-    ]:
-        (tmp_path / sub).mkdir()
-        monkeypatch.setenv(var, str(tmp_path / sub))
+    for var, value in _home_env(tmp_path / "env").items():
+        monkeypatch.setenv(var, value)
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def executed(fig_env, tmp_path_factory):
+    """Every notebook run once through `bhscore figure NAME`, all at once (one process each, 2 cores used).
+
+    Returns
+    -------
+    dict
+        name -> (return code, stderr); the figures are in ``fig_env["out"]``.
+    """
+    base = tmp_path_factory.mktemp("nbrun")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BHSCORE_")}
+    env.update(_home_env(base), TQDM_DISABLE="1")
+    procs = {
+        name: subprocess.Popen(
+            [sys.executable, "-m", "bhscore.commands.figures", "figure", name]
+            + ["--settings", str(fig_env["settings"].source), "--out", str(fig_env["out"])],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name in figures.figure_names()
+    }
+    return {name: (p.wait(timeout=300), p.stderr.read()) for name, p in procs.items()}
 
 
 # -------------------------------------------------------------------------------------------------
@@ -322,18 +361,20 @@ def _page_count(pdf: bytes) -> int:
 
 
 @pytest.mark.parametrize("name", sorted(figures.FIGURES))
-def test_notebook_executes(name, fig_env, tmp_path, jupyter_home):
-    out = tmp_path / "out"
-    executed = figures.run_notebook(name, fig_env["settings"].source, out, tables_dir=fig_env["out"])
-    assert executed == out / "notebooks" / f"{name}.ipynb" and executed.is_file()
+def test_notebook_executes(name, fig_env, executed):
+    rc, err = executed[name]
+    assert rc == 0, err
+    out = fig_env["out"]
+    nb_path = out / "notebooks" / f"{name}.ipynb"
     pdf, png = (out / f"{name}.pdf").read_bytes(), (out / f"{name}.png").read_bytes()
     assert pdf.startswith(b"%PDF") and len(pdf) > 2000
     assert png.startswith(b"\x89PNG") and len(png) > 2000
     if name == "figS1_top_roi_histograms":
         assert _page_count(pdf) == len(DNNS)  # one page per DNN
-    nb = nbformat.read(executed, as_version=4)
+    nb = nbformat.read(nb_path, as_version=4)
     assert nb.metadata.papermill["parameters"]["output_dir"] == str(out.resolve())
-    assert not list(out.glob(".*")) and not list((out / "notebooks").glob("*.failed.ipynb"))
+    assert all(not c.get("outputs") or c.outputs[-1].get("output_type") != "error" for c in nb.cells)
+    assert not list(out.glob(f".{name}*")) and not (out / "notebooks" / f"{name}.failed.ipynb").exists()
 
 
 def test_failing_notebook_is_kept_and_reported(fig_env, tmp_path, jupyter_home):
@@ -404,3 +445,16 @@ def test_exact_layer_selection_consistent(fig_env, tmp_path):
     exact = np.mean([pooled_spearman([tops[i] for i in s]) for s in subsets])
     assert t.scores.decoding.iloc[0] == pytest.approx(exact, abs=1e-12)
     assert np.isnan(t.scores.decoding_ci_low.iloc[0])  # no bootstrap
+
+
+def test_strip_outputs(fig_env, executed, tmp_path):
+    """`bhscore figure --strip-outputs` cleans a notebook that was run (as the committed ones must be)."""
+    nb_path = tmp_path / "run.ipynb"
+    shutil.copy(fig_env["out"] / "notebooks" / "fig3a_ranking.ipynb", nb_path)
+    assert any(c.get("outputs") for c in nbformat.read(nb_path, as_version=4).cells)
+    assert figures.strip_outputs(nb_path) is True
+    nb = nbformat.read(nb_path, as_version=4)
+    nbformat.validate(nb)
+    assert all(not c.outputs and c.execution_count is None for c in nb.cells if c.cell_type == "code")
+    assert "papermill" not in nb.metadata
+    assert figures.strip_outputs(nb_path) is False

@@ -48,6 +48,11 @@ def register(subparsers, common) -> None:
     f.add_argument("names", nargs="*", metavar="NAME", help="figures to build (default: all; see --list)")
     f.add_argument("--list", action="store_true", help="list the figures and what each shows")
     f.add_argument(
+        "--strip-outputs",
+        action="store_true",
+        help="remove outputs from the notebooks (analysis/*.ipynb) in place, as they are committed; build nothing",
+    )
+    f.add_argument(
         "--out", type=Path, metavar="DIR", help="figures directory (default: $BHSCORE_FIGURES or figures/)"
     )
     f.add_argument("--data-root", type=Path, metavar="DIR", help="override the settings' data root")
@@ -99,6 +104,11 @@ def run_figures(args: argparse.Namespace) -> int:
     if args.list:
         for name in names:
             print(f"{name:<28} {figures.FIGURES.get(name, '(no description in bhscore.figures.FIGURES)')}")
+        return 0
+    if args.strip_outputs:
+        for name in args.names or names:
+            if figures.strip_outputs(figures.notebook_path(name, args.notebook_dir)):
+                print(f"stripped {figures.notebook_path(name, args.notebook_dir)}")
         return 0
     unknown = [n for n in args.names if n not in names]
     if unknown:
