@@ -58,10 +58,22 @@ import numpy as np
 from bhscore.errors import CorruptFileError, MissingDataError, UserError
 from bhscore.formats import load_feature, read_feature_index, save_feature, write_feature_index
 
-try:  # the Caffe container runs the driver without torch
-    import torch
-except ImportError:  # pragma: no cover - exercised only inside the Caffe image
-    torch = None
+
+class _LazyTorch:
+    """``torch``, imported on first use: importing it takes over a second, which the CLI's start-up (argument
+    parsing only) and the Caffe container (no torch at all) should not pay."""
+
+    _module = None
+
+    def __getattr__(self, name: str) -> Any:
+        if _LazyTorch._module is None:
+            import torch as module
+
+            _LazyTorch._module = module
+        return getattr(_LazyTorch._module, name)
+
+
+torch = _LazyTorch()
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
@@ -486,7 +498,7 @@ def run_extraction(
 
 
 def _require_torch() -> None:
-    if torch is None:  # pragma: no cover
+    if importlib.util.find_spec("torch") is None:  # pragma: no cover - only inside the Caffe image
         raise UserError("PyTorch is not installed: pip install 'bhscore[extract]'")
 
 

@@ -34,6 +34,9 @@ from bhscore.errors import CorruptFileError, MissingDataError
 log = logging.getLogger(__name__)
 
 FEATURE_KEY = "feat"
+_umask = os.umask(0o022)
+os.umask(_umask)
+_FILE_MODE = 0o666 & ~_umask
 ACCURACY_KEY = "accuracy"
 
 # -------------------------------------------------------------------------------------------------
@@ -53,6 +56,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    os.chmod(tmp_path, _FILE_MODE)  # mkstemp makes 0600 files; outputs get the usual umask-based mode
     try:
         yield tmp_path
         os.replace(tmp_path, path)

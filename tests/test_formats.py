@@ -195,3 +195,8 @@ def test_temporary_files_are_invisible_to_readers(tmp_path, names):
     (tmp_path / "fc8" / f".{names[0]}.abc.tmp.mat").write_bytes(b"partial")
     assert F.feature_labels(tmp_path, "fc8") == names
     assert list(Features(str(tmp_path)).labels) == names
+
+
+def test_atomic_outputs_get_umask_mode(tmp_path):
+    path = F.atomic_write_text(tmp_path / "x.txt", "hi")
+    assert path.stat().st_mode & 0o777 == F._FILE_MODE

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bhscore.score import P_METHODS
-
 
 def register(subparsers, common) -> None:
     p = subparsers.add_parser(
@@ -17,7 +15,7 @@ def register(subparsers, common) -> None:
         "one row per DNN, from decoding_accuracy/ and encoding_accuracy/ under the data root.",
     )
     p.add_argument("--dnn", action="append", metavar="NAME", help="score only this DNN (repeatable; default: all)")
-    p.add_argument("--p-method", choices=P_METHODS, help="significance filter (default: from the settings)")
+    p.add_argument("--p-method", choices=("legacy", "corrected"), help="significance filter (default: from the settings)")
     p.add_argument(
         "--layer-selection", choices=("random", "exact"), help="decoding layer subsets (default: from the settings)"
     )
