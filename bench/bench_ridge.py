@@ -48,16 +48,21 @@ class PeakMemory:
 
     def __init__(self, interval: float = 0.005):
         self.interval = interval
-        self.peak_rss = self.peak_anon = 0
+        self.peak_rss = self.peak_anon = self.peak_file = 0
+
+    def _update(self) -> None:
+        self.peak_rss = max(self.peak_rss, _status_kb("VmRSS") - self.base_rss)
+        self.peak_anon = max(self.peak_anon, _status_kb("RssAnon") - self.base_anon)
+        self.peak_file = max(self.peak_file, _status_kb("RssFile") - self.base_file)
 
     def _sample(self) -> None:
         while not self._stop.is_set():
-            self.peak_rss = max(self.peak_rss, _status_kb("VmRSS") - self.base_rss)
-            self.peak_anon = max(self.peak_anon, _status_kb("RssAnon") - self.base_anon)
+            self._update()
             self._stop.wait(self.interval)
 
     def __enter__(self) -> PeakMemory:
         self.base_rss, self.base_anon = _status_kb("VmRSS"), _status_kb("RssAnon")
+        self.base_file = _status_kb("RssFile")
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
@@ -66,8 +71,7 @@ class PeakMemory:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
-        self.peak_rss = max(self.peak_rss, _status_kb("VmRSS") - self.base_rss)
-        self.peak_anon = max(self.peak_anon, _status_kb("RssAnon") - self.base_anon)
+        self._update()
 
     @property
     def mib(self) -> float:
@@ -76,6 +80,10 @@ class PeakMemory:
     @property
     def anon_mib(self) -> float:
         return self.peak_anon / 1024
+
+    @property
+    def file_mib(self) -> float:
+        return self.peak_file / 1024
 
 
 def _sync(device: str) -> None:
@@ -249,8 +257,9 @@ def wide(args) -> None:
     res, t, mem = _timed(lambda: fit(X, Y, args.alpha, k, dtype="float32", mode="wide", device=args.device,
                                      progress=True), args.device)  # fmt: skip
     print(
-        f"  time {t:.0f} s; peak resident memory +{mem.mib / 1024:.2f} GiB in all, of which the memory-mapped "
-        f"input's page cache; anonymous (working set) peak +{mem.anon_mib / 1024:.2f} GiB (load {_load()})"
+        f"  time {t:.0f} s (load {_load()}); peak resident memory above the baseline: +{mem.mib / 1024:.2f} GiB in "
+        f"all; anonymous (the working set) +{mem.anon_mib / 1024:.2f} GiB; file-backed (pages of the "
+        f"memory-mapped input, reclaimable page cache) +{mem.file_mib / 1024:.2f} GiB"
     )
     print(f"  input {gib:.2f} GiB; results: selection {res.selection.shape}, coef {res.coef.shape}")
     if args.delete:
@@ -288,6 +297,10 @@ def main(argv=None) -> int:
         + (f", GPU {torch.cuda.get_device_name()}" if args.device.startswith("cuda") else "")
     )
     if args.wide:
+        import logging
+
+        logging.basicConfig(format="  %(message)s")
+        logging.getLogger("bhscore.ridge").setLevel(logging.DEBUG)
         wide(args)
     elif args.sweep:
         sweep(args)

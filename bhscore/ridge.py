@@ -53,6 +53,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -648,6 +649,7 @@ def _wide_fit(
         Yc = Yt - ys.mean
 
     # pass 1: correlations by chunks of inputs, running top-k per output
+    t0 = time.perf_counter()
     best_v = best_i = None
     disc = torch.full((q,), -math.inf, dtype=_torch_dtype(dt), device=device)
     chunks = list(_batches(m, chunk_size))
@@ -676,6 +678,8 @@ def _wide_fit(
             _wide_tied_selection(src, Y[:, tied], k, chunk_size)
         ).to(device)
     sel = torch.sort(best_i, dim=1).values.cpu().numpy()
+    t1 = time.perf_counter()
+    log.debug("wide pass 1 (correlation, top-k, %d tied outputs): %.1f s", tied.size, t1 - t0)
 
     # pass 2: per batch of outputs, sub-Grams from the selected columns
     coef = np.empty((q, k), dtype=dt)
@@ -710,6 +714,7 @@ def _wide_fit(
     with _torch_single_thread(device) as n_workers:
         _run_batches(q, batch_size, work, n_workers, bar, flops=q * (k + 1) ** 2 * (n + k / 3))
     bar.close()
+    log.debug("wide pass 2 (sub-Grams and solves, batches of %d): %.1f s", batch_size, time.perf_counter() - t1)
     return RidgeFit(coef=coef, b=b, selection=sel, n_inputs=m)
 
 

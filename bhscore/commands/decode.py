@@ -104,3 +104,45 @@ def register(subparsers, common) -> None:
     )
     add_job_arguments(p, "decoding")
     p.set_defaults(func=lambda args: run_kind(args, "decoding"))
+
+
+def legacy_main(kind: str, argv: list[str] | None = None, extra: tuple[str, ...] = ()) -> int:
+    """The original entry scripts (``--net <dir>``) as thin wrappers around ``bhscore decode``/``encode``.
+
+    ``--net`` takes a DNN directory of the settings (``caffe/AlexNet``) or a DNN name (repeatable; default:
+    every DNN); every other argument is passed to the command, after ``extra``.
+    """
+    import argparse
+    import sys
+
+    from bhscore.cli import main
+    from bhscore.errors import UserError
+    from bhscore.settings import load_settings
+
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--net", action="append", default=[])
+    p.add_argument("--settings")
+    p.add_argument("-h", "--help", action="store_true")
+    known, rest = p.parse_known_args(sys.argv[1:] if argv is None else argv)
+    command = "decode" if kind == "decoding" else "encode"
+    if known.help:
+        print(f"usage: {sys.argv[0]} [--net DIR_OR_NAME ...] [--settings PATH] [bhscore {command} options]\n")
+        return main([command, "--help"])
+    settings_args = ["--settings", known.settings] if known.settings else []
+    dnn_args: list[str] = []
+    if known.net:
+        try:
+            settings = load_settings(known.settings)
+        except Exception as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        by_dir = {d.dir: name for name, d in settings.dnns.items()}
+        for net in known.net:
+            name = net if net in settings.dnns else by_dir.get(net.rstrip("/"))
+            if name is None:
+                err = UserError(f"--net {net!r} is neither a DNN name nor a DNN dir of the settings; dirs: "
+                                + ", ".join(sorted(by_dir)))  # fmt: skip
+                print(f"error: {err}", file=sys.stderr)
+                return 2
+            dnn_args += ["--dnn", name]
+    return main([command, *settings_args, *dnn_args, *extra, *rest])
