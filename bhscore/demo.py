@@ -1,0 +1,303 @@
+"""The demo: the whole BH score pipeline on a simulated experiment, in minutes, with nothing to download.
+
+Steps (each through the same code as the real data; the demo is only a settings file and a data root):
+
+1. procedural stimulus images (:mod:`bhscore.stimuli`), training and test sets;
+2. features of three small CNNs with seeded random weights (torchvision AlexNet, ResNet-18, SqueezeNet 1.1)
+   and of a control network without hierarchy, with the real extraction code (:mod:`bhscore.extraction`);
+3. a simulated brain: V1, V2, V3, V4 and HVC driven by increasingly deep layers of the ground-truth network
+   (AlexNet), with trial noise, repeats and per-subject voxel counts, written as BData files;
+4. decoding and encoding jobs, the score table, and every figure of ``make figures``.
+
+The control (``Mixed``) is AlexNet itself with its layers scrambled: each of its "layers" mixes equal numbers
+of units from every depth, so no layer is more V1- or HVC-like than another; it scores near zero.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bhscore.paths import TEST, TRAINING
+
+GROUND_TRUTH = "AlexNet"
+CONTROL = "Mixed"
+
+#: The ground-truth network's layers that drive each simulated area.
+ROI_DRIVERS = {"V1": "pool1", "V2": "pool2", "V3": "conv4", "V4": "pool5", "HVC": "fc7"}
+
+_DEMO_DNNS = {
+    "AlexNet": {
+        "dir": "pytorch/alexnet",
+        "model": "torchvision:alexnet",
+        "layers": ["conv1_abs", "pool1", "pool2", "conv3", "conv4", "pool5", "fc6", "fc7", "fc8"],
+        "modules": {
+            "conv1_abs": "features.0", "pool1": "features.2", "pool2": "features.5", "conv3": "features.7",
+            "conv4": "features.9", "pool5": "features.12", "fc6": "classifier.2", "fc7": "classifier.5",
+            "fc8": "classifier.6",
+        },
+    },
+    "ResNet-18": {
+        "dir": "pytorch/resnet18",
+        "model": "torchvision:resnet18",
+        "layers": ["conv1_abs", "layer1", "layer2", "layer3", "layer4", "fc"],
+        "modules": {"conv1_abs": "conv1"},
+    },
+    "SqueezeNet-1.1": {
+        "dir": "pytorch/squeezenet1_1",
+        "model": "torchvision:squeezenet1_1",
+        "layers": ["conv1_abs", "fire3", "fire5", "fire7", "fire9", "pool10"],
+        "modules": {
+            "conv1_abs": "features.0", "fire3": "features.4", "fire5": "features.7", "fire7": "features.10",
+            "fire9": "features.12", "pool10": "classifier.3",
+        },
+    },
+    "Mixed": {
+        "dir": "pytorch/mixed_alexnet",
+        "model": "bhscore.demo:mixed_alexnet",
+        "layers": [f"mix{i}" for i in range(1, 8)],
+    },
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class DemoSize:
+    """How big the simulated experiment is."""
+
+    n_train: int
+    n_test: int
+    image_size: int
+    input_size: int
+    n_units: int
+    train_repeats: int = 2
+    test_repeats: int = 8
+    voxels_per_roi: tuple[int, int] = (80, 160)
+
+
+SIZES = {
+    "full": DemoSize(n_train=300, n_test=50, image_size=128, input_size=128, n_units=300),
+    "quick": DemoSize(n_train=100, n_test=40, image_size=96, input_size=96, n_units=120, voxels_per_roi=(40, 70)),
+}
+
+
+def demo_settings(size: DemoSize) -> dict:
+    """The demo's settings mapping (data root: the directory of the settings file)."""
+    return {
+        "data_root": ".",
+        "subjects": ["sub-01", "sub-02", "sub-03"],
+        "rois": ["V1", "V2", "V3", "V4", "HVC"],
+        "analysis": {
+            "decoding": {"alpha": 100.0, "n_feat": 50, "dtype": "float32"},
+            "encoding": {"alpha": 100.0, "n_feat": min(100, size.n_units), "dtype": "float32"},
+            "score": {"n_test_images": size.n_test, "n_draws": 100, "n_bootstrap": 200},
+        },
+        "dnns": {name: {**spec, "weights": None, "preprocessing": "paper"} for name, spec in _DEMO_DNNS.items()},
+    }
+
+
+def mixed_alexnet(units_per_depth: int = 64, n_layers: int = 7):
+    """A control network without hierarchy: AlexNet whose "layers" mix units of every depth equally.
+
+    Built right after ``torchvision.models.alexnet()`` under the same seed, its AlexNet has the same random
+    weights as the ground truth. Layer ``mix<i>`` outputs ``units_per_depth`` units drawn (fixed per layer)
+    from each of pool1, pool2, conv4, pool5 and fc7.
+
+    Returns
+    -------
+    torch.nn.Module
+    """
+    import torch
+    import torchvision
+    from torch import nn
+
+    class MixedAlexNet(nn.Module):
+        taps = {"features": (2, 5, 9, 12), "classifier": (5,)}
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.alexnet = torchvision.models.alexnet(weights=None)
+            for i in range(1, n_layers + 1):
+                self.add_module(f"mix{i}", nn.Identity())
+            self._picks: list[list[torch.Tensor]] | None = None
+
+        def _depth_outputs(self, x: torch.Tensor) -> list[torch.Tensor]:
+            outs = []
+            for i, m in enumerate(self.alexnet.features):
+                x = m(x)
+                if i in self.taps["features"]:
+                    outs.append(x.flatten(1))
+            x = torch.flatten(self.alexnet.avgpool(x), 1)
+            for i, m in enumerate(self.alexnet.classifier):
+                x = m(x)
+                if i in self.taps["classifier"]:
+                    outs.append(x.flatten(1))
+            return outs
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            outs = self._depth_outputs(x)
+            if self._picks is None:  # fixed unit choice (same for every batch and both image sets)
+                g = torch.Generator().manual_seed(12345)
+                self._picks = [
+                    [torch.randperm(o.shape[1], generator=g)[:units_per_depth] for o in outs] for _ in range(n_layers)
+                ]
+            mixes = []
+            for i, picks in enumerate(self._picks, start=1):
+                mixed = torch.cat([o[:, p] for o, p in zip(outs, picks, strict=True)], dim=1)
+                mixes.append(getattr(self, f"mix{i}")(mixed))
+            return mixes[-1]
+
+    return MixedAlexNet()
+
+
+def write_demo_settings(root: str | os.PathLike, size: DemoSize) -> Path:
+    """Write ``<root>/settings.json`` for the demo (atomically) and return its path."""
+    from bhscore.formats import atomic_write_text
+    from bhscore.settings import settings_from_dict
+
+    root = Path(root)
+    data = demo_settings(size)
+    settings_from_dict(data, source=root / "settings.json")  # validate before writing
+    return atomic_write_text(root / "settings.json", json.dumps(data, indent=2) + "\n")
+
+
+def prepare(root: str | os.PathLike, size: DemoSize, seed: int = 0, progress: bool = True) -> Path:
+    """Steps 1-3: stimuli, features and the simulated brain under ``root``; returns the settings path.
+
+    Every step skips what already exists (images, feature files, fMRI files), so a rerun is quick.
+    """
+    from bhscore.extraction import extract_dnn
+    from bhscore.paths import Layout
+    from bhscore.settings import load_settings
+    from bhscore.simulate import simulate_fmri_from_features, stimulus_names
+    from bhscore.stimuli import write_stimuli
+
+    root = Path(root)
+    settings_path = write_demo_settings(root, size)
+    settings = load_settings(settings_path)
+    layout = Layout.from_settings(settings)
+
+    import numpy as np
+
+    names = stimulus_names(size.n_train + size.n_test, np.random.default_rng([seed, 7]))
+    order = np.random.default_rng([seed, 8]).permutation(len(names))
+    split_names = {
+        TRAINING: sorted(names[i] for i in order[: size.n_train]),
+        TEST: sorted(names[i] for i in order[size.n_train :]),
+    }
+    image_dirs = {split: root / "stimuli" / split for split in (TRAINING, TEST)}
+    _step("stimulus images")
+    for split, ns in split_names.items():
+        write_stimuli(image_dirs[split], len(ns), seed=seed, size=size.image_size, names=ns)
+
+    for name in settings.dnns:
+        for split in (TRAINING, TEST):
+            _step(f"features: {name}, {split}")
+            extract_dnn(
+                settings, name, image_dirs[split], split, n_units=size.n_units, seed=seed,
+                input_size=size.input_size, device="cpu", progress=progress, batch_size=50,
+            )  # fmt: skip
+
+    if not all(layout.fmri_file(s, split).exists() for s in settings.subjects for split in (TRAINING, TEST)):
+        _step(f"simulated brain driven by {GROUND_TRUTH}: " + ", ".join(f"{roi}<-{layer}" for roi, layer in ROI_DRIVERS.items()))
+        simulate_fmri_from_features(
+            settings, GROUND_TRUTH, ROI_DRIVERS, seed=seed, train_repeats=size.train_repeats,
+            test_repeats=size.test_repeats, voxels_per_roi=size.voxels_per_roi,
+        )  # fmt: skip
+    return settings_path
+
+
+_T0 = time.perf_counter()
+
+
+def _step(msg: str) -> None:
+    print(f"[demo {time.perf_counter() - _T0:6.1f} s] {msg}", flush=True)
+
+
+def decode_encode(settings_path: Path, progress: bool = True) -> None:
+    """Step 4a: every decoding and encoding job of the demo settings (finished jobs are skipped)."""
+    from bhscore import jobs
+    from bhscore.settings import load_settings
+
+    settings = load_settings(settings_path)
+    for kind in ("decoding", "encoding"):
+        _step(f"{kind} jobs")
+        jobs.run(settings, kind, device="cpu", progress=progress)
+
+
+def build_figures(settings_path: Path, figures_dir: Path) -> None:
+    """Step 4b: the score table and every figure, with the functions behind ``make figures``."""
+    from bhscore import figures
+    from bhscore.settings import load_settings
+
+    _step(f"score table and figure tables -> {figures_dir}")
+    figures.write_tables(figures.compute_tables(load_settings(settings_path), progress=False), figures_dir)
+    for name in figures.figure_names():
+        _step(f"figure {name}")
+        figures.run_notebook(name, settings_path, figures_dir)
+
+
+def summary(settings_path: Path, figures_dir: Path | None = None) -> str:
+    """The closing summary: score table, ground truth and control, where the figures are.
+
+    Reads ``<figures_dir>/bhscores.csv`` when it exists, else computes the table (without bootstrap).
+    """
+    import pandas as pd
+
+    from bhscore.score import score_table
+    from bhscore.settings import load_settings
+
+    table_path = figures_dir / "bhscores.csv" if figures_dir is not None else None
+    if table_path is not None and table_path.exists():
+        table = pd.read_csv(table_path)
+    else:
+        table = score_table(load_settings(settings_path), progress=False, n_bootstrap=0)
+    table = table.sort_values("averaged", ascending=False)
+    cols = ["dnn", "averaged", "decoding", "encoding"]
+    if table["averaged_ci_low"].notna().all():
+        table["95% CI"] = [f"[{lo:.3f}, {hi:.3f}]" for lo, hi in zip(table.averaged_ci_low, table.averaged_ci_high, strict=True)]
+        cols.append("95% CI")
+    lines = ["", "BH scores of the simulated experiment (highest first):", table[cols].to_string(index=False, float_format="%.3f"), ""]
+    best = table.iloc[0]["dnn"]
+    control = float(table.set_index("dnn").loc[CONTROL, "averaged"])
+    lines.append(
+        f"The simulated brain was driven by {GROUND_TRUTH} (" + ", ".join(f"{roi} <- {layer}" for roi, layer in ROI_DRIVERS.items()) + ")."
+    )
+    verdict = "as expected" if best == GROUND_TRUTH else f"UNEXPECTED: {best} scored highest"
+    lines.append(f"Highest BH score: {best} ({verdict}); the control without hierarchy ({CONTROL}): {control:+.3f}.")
+    if figures_dir is not None:
+        lines.append(f"Figures: {figures_dir}/ (PDF and PNG), table: {table_path}")
+    return "\n".join(lines)
+
+
+def run_demo(
+    root: str | os.PathLike,
+    figures_dir: str | os.PathLike | None,
+    size: str = "full",
+    seed: int = 0,
+    progress: bool = True,
+) -> str:
+    """The whole demo; returns the summary (also printed).
+
+    Parameters
+    ----------
+    root : path-like
+        The demo's data root (stimuli, features, fMRI, accuracies, settings.json).
+    figures_dir : path-like or None
+        Where the figures go; None skips them (the score table is computed in memory).
+    size : {'full', 'quick'}
+    seed : int
+    """
+    global _T0
+    _T0 = time.perf_counter()
+    settings_path = prepare(root, SIZES[size], seed=seed, progress=progress)
+    decode_encode(settings_path, progress=progress)
+    figures_path = Path(figures_dir) if figures_dir is not None else None
+    if figures_path is not None:
+        build_figures(settings_path, figures_path)
+    _step("done")
+    text = summary(settings_path, figures_path)
+    print(text, flush=True)
+    return text
