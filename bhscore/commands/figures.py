@@ -150,18 +150,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
-    from bhscore.errors import UserError
-    from bhscore.settings import SettingsError
+    from bhscore.cli import dispatch
 
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
-    )
-    try:
-        return int(args.func(args) or 0)
-    except (UserError, SettingsError, FileNotFoundError) as e:
-        print(f"bhscore {args.command}: error: {e}", file=sys.stderr)
-        return 2
+    return dispatch(parser, argv)
 
 
 if __name__ == "__main__":
