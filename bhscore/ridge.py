@@ -441,6 +441,16 @@ def _auto_batch(per_item_bytes: int, budget: int, lo: int = 1, hi: int = 4096) -
     return int(max(lo, min(hi, budget // max(per_item_bytes, 1))))
 
 
+def _device_budget(budget: int | None, device: torch.device) -> int:
+    """The working-set budget: the given one, or on a GPU up to a quarter of its free memory (>= the default)."""
+    if budget is not None:
+        return int(budget)
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(max(DEFAULT_BUDGET, min(free // 4, 8 * 2**30)))
+    return DEFAULT_BUDGET
+
+
 # -------------------------------------------------------------------------------------------------
 # Gram mode
 # -------------------------------------------------------------------------------------------------
@@ -494,10 +504,11 @@ class GramInputs:
         alpha: float = 1.0,
         n_feat: int = 0,
         batch_size: int | None = None,
-        budget: int = DEFAULT_BUDGET,
+        budget: int | None = None,
         progress: bool = False,
     ) -> RidgeFit:
         """Fit every output column of ``Y`` (n_samples, n_outputs); see :func:`fit`."""
+        budget = _device_budget(budget, self.device)
         Y = _as_outputs(Y, self.n, self.dtype)
         q, m = Y.shape[1], self.n_inputs
         if n_feat == 0 or n_feat >= m:
@@ -513,7 +524,7 @@ class GramInputs:
         with _torch_single_thread(self.device) as n_workers:
             if batch_size is None:
                 per_output = (k + 1) ** 2 * item * 3 * n_workers
-                batch_size = _auto_batch(per_output, budget // 2, lo=1, hi=128)
+                batch_size = _auto_batch(per_output, budget // 2, lo=1, hi=128 if self._xp_cpu else 2048)
                 batch_size = max(1, min(batch_size, -(-q // (4 * n_workers))))  # a few batches per worker
             for a, z in _batches(q, block):
                 sel_b, XtY = self._select(Y[:, a:z], k)  # (B, k) ascending, (m + 1, B)
@@ -637,8 +648,9 @@ def _wide_fit(
     if chunk_size is None:  # chunk: X block, centred copy (n x w), P, C, keys (w x q, float64 at most)
         chunk_size = _auto_batch(3 * n * item + 4 * q * 8, budget, lo=k + 1, hi=max(m, k + 1))
     if batch_size is None:  # per output: gathered columns (n x (k+1)) 3x, sub-Gram and factor, per worker
-        per_output = (3 * n * (k + 1) * item + 3 * (k + 1) ** 2 * item) * max(1, torch.get_num_threads())
-        batch_size = _auto_batch(per_output, budget, lo=1, hi=256)
+        n_par = max(1, torch.get_num_threads()) if cpu else 1
+        per_output = (3 * n * (k + 1) * item + 3 * (k + 1) ** 2 * item) * n_par
+        batch_size = _auto_batch(per_output, budget, lo=1, hi=256 if cpu else 2048)
 
     if cpu:
         ys = _stats(Y, with_const=False)
@@ -766,7 +778,7 @@ def fit(
     mode: str = "auto",
     batch_size: int | None = None,
     chunk_size: int | None = None,
-    budget: int = DEFAULT_BUDGET,
+    budget: int | None = None,
     progress: bool = False,
 ) -> RidgeFit:
     """Fit FastL2LiR: per output, the ``n_feat`` inputs with the largest |r|, then ridge with a bias.
@@ -790,8 +802,9 @@ def fit(
         Outputs solved together (default: from ``budget``).
     chunk_size : int, optional
         Input columns per chunk in wide mode (default: from ``budget``).
-    budget : int
-        Bytes allowed for the working set beyond the inputs, the Gram and the results.
+    budget : int, optional
+        Bytes allowed for the working set beyond the inputs, the Gram and the results (default: 512 MiB; on
+        a GPU up to a quarter of its free memory).
     progress : bool
         Show tqdm progress bars.
 
@@ -811,6 +824,7 @@ def fit(
         raise ValueError(f"alpha must be >= 0, got {alpha}")
     if mode == "auto":
         mode = "gram" if m <= MAX_GRAM_INPUTS else "wide"
+    budget = _device_budget(budget, dev)
     if mode == "gram":
         return GramInputs(src, dt, dev).fit(
             Y, alpha, n_feat, batch_size=batch_size, budget=budget, progress=progress
