@@ -32,7 +32,7 @@ test-all: $(INSTALLED) ## run every test, slow ones included (GPU tests skip wit
 	$(PY) -m pytest -q -m 'not needs_data and not docker'
 
 lint: $(INSTALLED) ## ruff check
-	$(VENV)/bin/ruff check bhscore tests bench
+	$(VENV)/bin/ruff check bhscore tests bench feature_extraction decoding encoding
 
 clean: ## remove caches and build leftovers (keeps .venv and data/)
 	rm -rf .pytest_cache .ruff_cache build *.egg-info

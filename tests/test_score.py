@@ -147,7 +147,7 @@ def test_decoding_score_is_mean_over_subsets_computed_naively():
         opts = S.ScoreOptions(layer_selection=selection, n_draws=40, seed=3, n_bootstrap=0)
         score, _, _ = S.decoding_score_from_counts(counts, n_items, opts)
         subsets = S.layer_subsets(9, 5, 40, 3, exact=selection == "exact")
-        naive = np.mean([_expanded_spearman([np.repeat(np.arange(5), counts[l]) for l in sub]) for sub in subsets])
+        naive = np.mean([_expanded_spearman([np.repeat(np.arange(5), counts[level]) for level in sub]) for sub in subsets])
         assert score == pytest.approx(naive, abs=1e-12)
 
 
@@ -184,18 +184,18 @@ def test_bootstrap_ci_deterministic_and_brackets_score():
 # --- encoding voxel subsample --------------------------------------------------------------------
 
 
-def test_legacy_voxel_subsample_bit_for_bit():
+def test_legacy_voxel_subsample_bit_for_bit():  # the legacy global-state calls are the point here
     acc = np.random.default_rng(0).standard_normal(2345)
-    state = np.random.get_state()
+    state = np.random.get_state()  # noqa: NPY002
     try:
-        np.random.seed(0)
-        expected = np.random.choice(acc, size=1000, replace=False)
+        np.random.seed(0)  # noqa: NPY002
+        expected = np.random.choice(acc, size=1000, replace=False)  # noqa: NPY002
     finally:
-        np.random.set_state(state)
-    before = np.random.get_state()[1].copy()
+        np.random.set_state(state)  # noqa: NPY002
+    before = np.random.get_state()[1].copy()  # noqa: NPY002
     got = S.legacy_voxel_subsample(acc, 1000)
     np.testing.assert_array_equal(got, expected)
-    np.testing.assert_array_equal(np.random.get_state()[1], before)  # global state untouched
+    np.testing.assert_array_equal(np.random.get_state()[1], before)  # global state untouched  # noqa: NPY002
 
 
 def test_legacy_voxel_subsample_short_vector_unchanged():
