@@ -895,17 +895,19 @@ class _Run:
         marker.update(info)
         atomic_write_text(entry.marker_path(self.root), json.dumps(marker, indent=2, sort_keys=True) + "\n")
 
+    def _obtain(self, entry: RemoteFile, path: Path, rec: dict | None) -> tuple[str, str]:
+        """``path`` checked if it exists, else fetched and verified; returns (status, MD5)."""
+        found = self._check_existing(entry, path, rec) if path.exists() else None
+        if found is not None:
+            return found
+        rec = rec or self._remote(entry)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fetch_verified(entry, path, rec)
+        return "downloaded", rec["md5"]
+
     def _ensure_file(self, entry: RemoteFile, rec: dict | None) -> Outcome:
         dest = entry.destination(self.root)
-        status = "downloaded"
-        found = self._check_existing(entry, dest, rec) if dest.exists() else None
-        if found is not None:
-            status, digest = found
-        else:
-            rec = rec or self._remote(entry)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            self._fetch_verified(entry, dest, rec)
-            digest = rec["md5"]
+        status, digest = self._obtain(entry, dest, rec)
         if status != "unverified":
             st = dest.stat()
             self._mark(entry, {"md5": digest, "verified": True, "path": dest.relative_to(self.root).as_posix(),
@@ -915,15 +917,7 @@ class _Run:
     def _ensure_archive(self, entry: RemoteFile, rec: dict | None, marker: dict | None) -> Outcome:
         zip_path = entry.download_path(self.root)
         dest = entry.destination(self.root)
-        status = "downloaded"
-        found = self._check_existing(entry, zip_path, rec) if zip_path.exists() else None
-        if found is not None:
-            status, digest = found
-        else:
-            rec = rec or self._remote(entry)
-            zip_path.parent.mkdir(parents=True, exist_ok=True)
-            self._fetch_verified(entry, zip_path, rec)
-            digest = rec["md5"]
+        status, digest = self._obtain(entry, zip_path, rec)
         verified = status != "unverified"
         already = (
             marker is not None and marker.get("md5") == digest and marker.get("file_id") == entry.file_id
