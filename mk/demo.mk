@@ -7,7 +7,7 @@ DEMO_FLAGS   ?=
 
 .PHONY: demo demo-clean
 
-demo: $(INSTALLED) ## the whole method end to end on a simulated experiment (~2 min, no download) -> figures/demo/
+demo: $(INSTALLED) ## the whole method end to end on a simulated experiment (1-2 min, no download) -> figures/demo/
 	$(BHSCORE) demo --step prepare --root $(DEMO_ROOT) $(DEMO_FLAGS)
 	$(BHSCORE) decode --settings $(DEMO_ROOT)/settings.json --device cpu
 	$(BHSCORE) encode --settings $(DEMO_ROOT)/settings.json --device cpu
