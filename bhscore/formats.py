@@ -244,21 +244,34 @@ def load_mat_array(path: str | os.PathLike, key: str) -> np.ndarray:
     In MAT v7.3 files the array is stored with its axes reversed (MATLAB's column-major order); reading the
     dataset and transposing restores the shape the writer passed, as hdf5storage does.
     """
+    return load_mat_arrays(path, [key])[key]
+
+
+def load_mat_arrays(
+    path: str | os.PathLike, keys: Sequence[str], optional: Sequence[str] = ()
+) -> dict[str, np.ndarray]:
+    """Read several arrays from one MAT file in a single open (see :func:`load_mat_array`).
+
+    ``keys`` must be present (else :class:`CorruptFileError`); ``optional`` ones are returned when present.
+    """
     path = Path(path)
     if not path.exists():
         raise MissingDataError(path)
+    wanted = [*keys, *optional]
     try:
         if _is_hdf5(path):
             with h5py.File(path, "r") as f:
-                if key not in f:
-                    raise CorruptFileError(path, f"no variable {key!r} (has: {', '.join(f.keys())})")
-                return np.asarray(f[key][()]).T
-        mat = scipy.io.loadmat(path, variable_names=[key])
+                out = {k: np.asarray(f[k][()]).T for k in wanted if k in f}
+                have = list(f.keys())
+        else:
+            out = {k: np.asarray(v) for k, v in scipy.io.loadmat(path, variable_names=wanted).items() if k in wanted}
+            have = list(out)
     except (OSError, ValueError, IndexError, TypeError, scipy.io.matlab.MatReadError) as e:
         raise CorruptFileError(path, f"{type(e).__name__}: {e}") from None
-    if key not in mat:
-        raise CorruptFileError(path, f"no variable {key!r}")
-    return np.asarray(mat[key])
+    missing = [k for k in keys if k not in out]
+    if missing:
+        raise CorruptFileError(path, f"no variable {missing[0]!r} (has: {', '.join(have) or 'none'})")
+    return out
 
 
 # -------------------------------------------------------------------------------------------------
@@ -646,14 +659,9 @@ def read_accuracy(path: str | os.PathLike) -> tuple[np.ndarray, int | None]:
     n_samples : int or None
         Test images behind each accuracy, if the file records it.
     """
-    path = Path(path)
-    acc = load_mat_array(path, ACCURACY_KEY).astype(np.float64).ravel()
-    n = None
-    if _is_hdf5(path):
-        with h5py.File(path, "r") as f:
-            if "n_samples" in f:
-                n = int(np.asarray(f["n_samples"][()]).ravel()[0])
-    return acc, n
+    arrays = load_mat_arrays(path, [ACCURACY_KEY], optional=["n_samples"])
+    n = arrays.get("n_samples")
+    return arrays[ACCURACY_KEY].astype(np.float64).ravel(), None if n is None else int(n.ravel()[0])
 
 
 # -------------------------------------------------------------------------------------------------
