@@ -25,8 +25,9 @@ Pieces
   and ``model`` (the model's own transform: timm data config or torchvision weights transforms).
   Greyscale and palette images become RGB; transparent images are composited over white.
 - The driver (:func:`run_extraction`) is framework-independent: batched, resumable (images whose files all
-  exist are skipped), atomic writes, peak memory set by the batch. The Caffe container uses it with its own
-  backend, which is why this module imports torch only when a PyTorch function runs.
+  exist are skipped), atomic writes, peak memory set by the batch. The Caffe container (Python 3.9) runs
+  :mod:`bhscore.caffe_container` instead, a torch-free counterpart that writes the same files; this module
+  builds its ``docker run`` command (:func:`caffe_docker_command`).
 
 Examples
 --------
@@ -102,6 +103,24 @@ def index_file_name(n_units: int) -> str:
 # =================================================================================================
 
 
+def image_files(root: str | os.PathLike) -> list[Path]:
+    """The image files directly in a directory, sorted by stem (the image name); no other checks.
+
+    An image file has a suffix of :data:`IMAGE_SUFFIXES` in any case and is not hidden. Shared by
+    :func:`list_images` and the stimulus check (:mod:`bhscore.stimuli_check`).
+
+    Raises
+    ------
+    MissingDataError
+        The directory does not exist.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise MissingDataError(root, what="stimulus image directory")
+    paths = [p for p in root.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()]
+    return sorted(paths, key=lambda p: (p.stem, p.name))
+
+
 def list_images(images: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:
     """Image files of a directory (or the given paths), sorted by name; the file stem is the image name.
 
@@ -114,11 +133,7 @@ def list_images(images: str | os.PathLike | Iterable[str | os.PathLike]) -> list
     """
     if isinstance(images, (str, os.PathLike)):
         root = Path(images)
-        if not root.is_dir():
-            raise MissingDataError(root, what="stimulus image directory")
-        paths = [
-            p for p in root.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()
-        ]
+        paths = image_files(root)
         if not paths:
             raise UserError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) in {root}")
     else:
@@ -1192,7 +1207,7 @@ def dnn_feature_dirs(settings: Any, dnn: str, split: str) -> tuple[Path, list[Pa
 def extract_dnn(
     settings: Any,
     dnn: str,
-    images: str | os.PathLike,
+    images: str | os.PathLike | Sequence[str | os.PathLike],
     split: str,
     *,
     out_dir: str | os.PathLike | None = None,
@@ -1203,6 +1218,9 @@ def extract_dnn(
     call: str | None = None,
     n_units: int | None = DEFAULT_N_UNITS,
     index_from: Sequence[str | os.PathLike] = (),
+    check_stimuli: bool = False,
+    allow_missing: bool = False,
+    names_file: str | os.PathLike | None = None,
     **kwargs: Any,
 ) -> ExtractionSummary:
     """Extract a DNN of the settings file into ``features/<split>/<dir>`` (or ``out_dir``).
@@ -1210,6 +1228,12 @@ def extract_dnn(
     Model, weights (relative files: under the data root), layer-to-module mapping, preprocessing and call
     come from the DNN's settings unless given; the other stimulus set's feature-index file is reused when it
     exists, after any ``index_from`` given. Other keyword arguments go to :func:`extract_features`.
+
+    With ``check_stimuli`` (``bhscore extract`` sets it) the image folder is first compared with the split's
+    image names (``names_file``, else the fMRI labels, else the shipped test list) and every image is opened
+    (:func:`bhscore.stimuli_check.guard_extraction`): an incomplete folder is refused unless ``allow_missing``,
+    which extracts the readable images there are. Off by default: callers with their own image sets (the
+    demo writes its fMRI files after extracting) pass the images they mean.
     """
     from bhscore.paths import data_root
 
@@ -1219,6 +1243,11 @@ def extract_dnn(
             f"DNN {dnn!r} has no 'model' in the settings: its weights are not available in PyTorch. "
             "Caffe DNNs: make extract-caffe DNN=... (see feature_extraction/caffe/README.md)"
         )
+    if check_stimuli:
+        from bhscore.stimuli_check import expected_names, guard_extraction
+
+        expected = expected_names(split, settings, names_file)
+        images = guard_extraction(images, expected, allow_missing=allow_missing, progress=kwargs.get("progress", True))
     default_out, others = dnn_feature_dirs(settings, dnn, split)
     w = weights if weights is not None else settings_weights(d.weights, data_root(settings))
     mapping = dict(d.modules or {})
@@ -1246,8 +1275,12 @@ def extract_dnn(
 
 #: Default tag of the image built from feature_extraction/caffe/Dockerfile.
 CAFFE_IMAGE = "bhscore-caffe:latest"
-#: The script run inside the container (relative to the repository, mounted at /bhscore).
-CAFFE_SCRIPT = "feature_extraction/caffe/extract_features_caffe.py"
+#: What the container runs: the Python-3.9 package with the pycaffe driver (its docstring states the contract).
+CAFFE_MODULE = "bhscore.caffe_container"
+#: The repository paths the container needs, mounted read-only under :data:`CAFFE_CODE_ROOT` (nothing else of
+#: the repository: ``bhscore`` is a namespace package there, so ``bhscore/__init__.py`` never runs).
+CAFFE_CODE_PATHS = ("bhscore/caffe_container", "bhscore/caffe_prototxt.py")
+CAFFE_CODE_ROOT = "/opt/bhscore"
 
 
 def find_caffe_model(model_dir: Path) -> tuple[Path, Path]:
@@ -1289,9 +1322,10 @@ def caffe_docker_command(
 ) -> list[str]:
     """The ``docker run`` command that extracts Caffe features into ``out_dir`` (same tree as PyTorch).
 
-    Mounts the repository read-only at /bhscore (the container imports this package from there), the images
-    read-only at /images, the output at /out, the network files at /model, and an optional index file to
-    reuse at /index. Files are written as ``user`` (default: the caller's uid:gid).
+    Mounts :data:`CAFFE_CODE_PATHS` of ``repo_root`` read-only under /opt/bhscore and runs
+    ``python3 -m bhscore.caffe_container`` there; mounts the images read-only at /images, the output at /out,
+    the network files at /model, and an optional index file to reuse at /index. Files are written as ``user``
+    (default: the caller's uid:gid).
     """
     repo_root, images, out_dir = Path(repo_root).resolve(), Path(images).resolve(), Path(out_dir).resolve()
     prototxt, caffemodel = Path(prototxt).resolve(), Path(caffemodel).resolve()
@@ -1300,8 +1334,10 @@ def caffe_docker_command(
     cmd = [docker, "run", "--rm"]
     if user:
         cmd += ["--user", user]
+    for code in CAFFE_CODE_PATHS:
+        cmd += ["-v", f"{repo_root / code}:{CAFFE_CODE_ROOT}/{code}:ro"]
     cmd += [
-        "-v", f"{repo_root}:/bhscore:ro",
+        "-e", f"PYTHONPATH={CAFFE_CODE_ROOT}",
         "-v", f"{images}:/images:ro",
         "-v", f"{out_dir}:/out",
         "-v", f"{prototxt}:/model/{prototxt.name}:ro",
@@ -1314,7 +1350,7 @@ def caffe_docker_command(
         extra = ["--index-from", f"/index/{index_from.name}"]
     cmd += [
         image,
-        "python3", f"/bhscore/{CAFFE_SCRIPT}",
+        "python3", "-m", CAFFE_MODULE,
         "--images", "/images",
         "--out", "/out",
         "--prototxt", f"/model/{prototxt.name}",

@@ -1,20 +1,15 @@
-"""The Caffe route without Docker: prototxt rewrite, the docker command, the in-container script (fake pycaffe)."""
+"""The Caffe route without Docker: prototxt rewrite and the docker command (the in-container module itself:
+tests/test_caffe_container.py)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-import types
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from bhscore import caffe_prototxt as cp
 from bhscore import extraction as ex
 from bhscore.cli import main
-from bhscore.formats import read_feature_index, read_layer
 from bhscore.settings import REPO_ROOT
 
 # An AlexNet-like deploy prototxt: comments, legacy and new syntax, in-place ReLU and Dropout chains,
@@ -113,23 +108,25 @@ def test_docker_command_line(tmp_path):
     )  # fmt: skip
     assert cmd[:5] == ["docker", "run", "--rm", "--user", "1000:1000"]
     mounts = [cmd[i + 1] for i, c in enumerate(cmd) if c == "-v"]
-    assert mounts == [
-        f"{tmp_path / 'repo'}:/bhscore:ro",
+    assert mounts == [  # of the repository only the container package and the prototxt rewrite
+        f"{tmp_path / 'repo' / 'bhscore' / 'caffe_container'}:/opt/bhscore/bhscore/caffe_container:ro",
+        f"{tmp_path / 'repo' / 'bhscore' / 'caffe_prototxt.py'}:/opt/bhscore/bhscore/caffe_prototxt.py:ro",
         f"{tmp_path / 'imgs'}:/images:ro",
         f"{tmp_path / 'out'}:/out",
         f"{proto}:/model/deploy.prototxt:ro",
         f"{model}:/model/net.caffemodel:ro",
         f"{tmp_path / 'train' / 'index_random1000.mat'}:/index/index_random1000.mat:ro",
     ]
+    assert cmd[cmd.index("-e") + 1] == "PYTHONPATH=/opt/bhscore"
     rest = cmd[cmd.index(ex.CAFFE_IMAGE) :]
-    assert rest[:2] == [ex.CAFFE_IMAGE, "python3"] and rest[2] == f"/bhscore/{ex.CAFFE_SCRIPT}"
-    opts = dict(zip(rest[3::2], rest[4::2], strict=True))
+    assert rest[:4] == [ex.CAFFE_IMAGE, "python3", "-m", "bhscore.caffe_container"]
+    opts = dict(zip(rest[4::2], rest[5::2], strict=True))
     assert opts == {
         "--images": "/images", "--out": "/out", "--prototxt": "/model/deploy.prototxt",
         "--caffemodel": "/model/net.caffemodel", "--layers": "conv1_abs,fire2:concat", "--n-units": "1000",
         "--seed": "0", "--batch-size": "8", "--index-from": "/index/index_random1000.mat",
     }  # fmt: skip
-    assert (REPO_ROOT / ex.CAFFE_SCRIPT).is_file()
+    assert all((REPO_ROOT / p).exists() for p in ex.CAFFE_CODE_PATHS)
 
 
 def test_cli_caffe_dry_run_uses_settings_paths(tmp_path, capsys):
@@ -155,93 +152,3 @@ def test_cli_caffe_dry_run_uses_settings_paths(tmp_path, capsys):
     assert f"{tmp_path}/data/features/ImageNetTest/caffe/AlexNet:/out" in printed
     assert f"{train_index}:/index/index_random1000.mat:ro" in printed
     assert "--layers conv1_abs,conv2,conv3,conv4,conv5,fc6,fc7,fc8" in printed
-
-
-# --------------------------------------------------------------------------------------------------
-# the in-container script, with a fake pycaffe
-# --------------------------------------------------------------------------------------------------
-
-
-class _Blob:
-    def __init__(self, shape):
-        self.data = np.zeros(shape, np.float32)
-
-    def reshape(self, *shape):
-        self.data = np.zeros(shape, np.float32)
-
-
-class _FakeNet:
-    """Evaluates PROTOTXT's layer types with fixed numpy ops; insists that nothing runs in place."""
-
-    ops = {
-        "Convolution": lambda x: x.mean(axis=1, keepdims=True) - 20.0,
-        "Pooling": lambda x: x[:, :, ::2, ::2],
-        "ReLU": lambda x: np.maximum(x, 0),
-        "Dropout": lambda x: x,
-        "InnerProduct": lambda x: np.stack([x.reshape(len(x), -1).sum(1), -x.reshape(len(x), -1).sum(1)], axis=1),
-    }
-
-    def __init__(self, prototxt, caffemodel, phase):
-        net = cp.parse(open(prototxt).read())
-        self.layers = [lay for lay in net.all("layer") if "TRAIN" not in cp.format_message(lay)]
-        tops = [t for lay in self.layers for t in lay.all("top")]
-        assert len(tops) == len(set(tops)), "the script must give the rewritten network to Caffe"
-        self.input = cp.input_blob(net)
-        self.blobs = {self.input: _Blob(cp.input_shape(net))}
-        self.forward()
-
-    def reshape(self):
-        pass
-
-    def forward(self):
-        for lay in self.layers:
-            x = self.blobs[lay.get("bottom")].data
-            self.blobs.setdefault(lay.get("top"), _Blob(()))
-            self.blobs[lay.get("top")].data = self.ops[lay.get("type")](x).astype(np.float32)
-
-
-@pytest.fixture
-def fake_caffe(monkeypatch):
-    mod = types.SimpleNamespace(Net=_FakeNet, TEST=1, set_mode_cpu=lambda: None)
-    monkeypatch.setitem(sys.modules, "caffe", mod)
-    spec = importlib.util.spec_from_file_location("extract_features_caffe", REPO_ROOT / ex.CAFFE_SCRIPT)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    return script
-
-
-def test_container_script_writes_the_same_tree(tmp_path, fake_caffe, capsys):
-    imgs = tmp_path / "imgs"
-    imgs.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(3):
-        Image.fromarray(rng.integers(0, 256, (12, 10, 3), dtype=np.uint8)).save(imgs / f"n0000_{i}.png")
-    (tmp_path / "deploy.prototxt").write_text(PROTOTXT)
-    (tmp_path / "w.caffemodel").write_bytes(b"")
-    out = tmp_path / "out"
-    layers = ["conv1_abs", "conv1", "fire2:concat", "fc6", "fc7"]
-    rc = fake_caffe.main(["--images", str(imgs), "--out", str(out), "--prototxt", str(tmp_path / "deploy.prototxt"),
-                          "--caffemodel", str(tmp_path / "w.caffemodel"), "--layers", ",".join(layers),
-                          "--n-units", "10", "--batch-size", "2"])  # fmt: skip
-    assert rc == 0, capsys.readouterr().err
-    # expected values from the caffe preset and the fake network's ops
-    pre = ex.make_preprocess("caffe", 8)
-    x = np.stack([pre(p) for p in sorted(imgs.iterdir())])
-    conv = x.mean(axis=1, keepdims=True) - 20.0
-    relu = np.maximum(conv, 0)
-    pooled = relu[:, :, ::2, ::2]
-    s = pooled.reshape(3, -1).sum(1)
-    fc6 = np.maximum(np.stack([s, -s], 1), 0)
-    fc7 = np.stack([fc6.sum(1), -fc6.sum(1)], 1)
-    full = {"conv1_abs": np.abs(conv), "conv1": relu, "fire2:concat": pooled, "fc6": fc6, "fc7": fc7}
-    index = read_feature_index(out / "index_random10.mat")
-    for layer in layers:
-        want = full[layer].reshape(3, -1)[:, index[layer]]
-        np.testing.assert_allclose(read_layer(out, layer), want, rtol=1e-5, atol=1e-4)
-    assert (read_layer(out, "conv1_abs") > 0).sum() > (read_layer(out, "conv1") > 0).sum()  # pre-ReLU survived
-    assert index["conv1"].size == 10 and index["fc7"].tolist() == [0, 1]
-    # same draw as the PyTorch route: one rule for both frameworks
-    np.testing.assert_array_equal(index["conv1"], ex.subsample_indices(64, 10, 0, "conv1"))
-    assert fake_caffe.main(["--images", str(imgs), "--out", str(out), "--prototxt", str(tmp_path / "deploy.prototxt"),
-                            "--caffemodel", str(tmp_path / "w.caffemodel"), "--layers", "conv9"]) == 2  # fmt: skip
-    assert "no blob 'conv9'" in capsys.readouterr().err

@@ -9,6 +9,11 @@ Two ways to name the network:
   ``module:function``).
 
 ``--backend caffe`` runs the Caffe DNNs in Docker (``feature_extraction/caffe``).
+
+The image folder is checked first, as ``bhscore stimuli check`` does: with ``--split`` against the split's
+image names (``--names FILE``, else the fMRI labels, else the shipped test list), and every image is
+opened. An incomplete folder (missing, ambiguous or unreadable images) is refused unless
+``--allow-missing``, which extracts the readable images there are.
 """
 
 from __future__ import annotations
@@ -74,6 +79,13 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     p.add_argument("--input-size", type=int, help="override the model's input size (pixels)")
     p.add_argument("--workers", type=int, default=2, help="image-loading threads (default 2)")
     p.add_argument("--overwrite", action="store_true", help="recompute images already written")
+    p.add_argument(
+        "--allow-missing",
+        action="store_true",
+        help="extract an incomplete folder (missing, ambiguous or unreadable images) instead of refusing it",
+    )
+    p.add_argument("--names", metavar="FILE", help="the image names the folder must hold, one per line "
+                   "(default: the split's fMRI labels, else the shipped test list)")  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     c = p.add_argument_group("Caffe (Docker)")
     c.add_argument("--backend", choices=("pytorch", "caffe"), default="pytorch", help="framework (default pytorch)")
@@ -124,12 +136,15 @@ def handler(args: argparse.Namespace) -> int:
             preprocessing=args.preprocessing,
             call=args.call,
             index_from=args.index,
+            check_stimuli=True,
+            allow_missing=args.allow_missing,
+            names_file=args.names,
             **common,
         )
     else:
         summary = extract_features(
             args.model,
-            args.images,
+            _checked_images(args),
             args.out,
             layers,
             modules=modules,
@@ -143,9 +158,26 @@ def handler(args: argparse.Namespace) -> int:
     return 0
 
 
+def _checked_images(args: argparse.Namespace) -> list[Path]:
+    """The stimulus check before extraction (see :func:`bhscore.stimuli_check.guard_extraction`): the image
+    files to extract. Without ``--split`` or ``--names`` only the folder's consistency is checked."""
+    from bhscore.settings import load_settings
+    from bhscore.stimuli_check import expected_names, guard_extraction
+
+    settings = load_settings(args.settings) if args.split and not args.names else None
+    expected = expected_names(args.split, settings, args.names)
+    return guard_extraction(args.images, expected, allow_missing=args.allow_missing, progress=not args.no_progress)
+
+
 def _caffe(args: argparse.Namespace, layers: list[str]) -> int:
     from bhscore.errors import UserError
-    from bhscore.extraction import caffe_docker_command, dnn_feature_dirs, find_caffe_model, index_file_name
+    from bhscore.extraction import (
+        caffe_docker_command,
+        dnn_feature_dirs,
+        find_caffe_model,
+        image_files,
+        index_file_name,
+    )
     from bhscore.paths import data_root
     from bhscore.settings import REPO_ROOT, load_settings
 
@@ -162,6 +194,14 @@ def _caffe(args: argparse.Namespace, layers: list[str]) -> int:
         layers = layers or d.layers
         model_dir = Path(args.caffe_model_dir or data_root(settings) / "caffe_models" / Path(d.dir).name)
     prototxt, caffemodel = find_caffe_model(model_dir)
+    if not args.dry_run:  # a dry run extracts nothing: no check
+        # the container extracts every image of the folder: with --allow-missing, files the check leaves
+        # out (unreadable, ambiguous) must leave the folder
+        if len(_checked_images(args)) != len(image_files(args.images)):
+            raise UserError(
+                f"{args.images}: the Caffe container extracts every image of the folder; move the unreadable "
+                "and ambiguous files out of it (list them with: bhscore stimuli check)"
+            )
     # the first index file that exists: given ones, then the other stimulus set's
     candidates = [Path(p) for p in args.index]
     if args.n_units is not None:
