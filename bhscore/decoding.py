@@ -145,6 +145,10 @@ def sample_rows(sample_names: Sequence[str], image_names: Sequence[str], what: s
 # -------------------------------------------------------------------------------------------------
 
 
+#: The solvers: bhscore's batched FastL2LiR (CPU/CUDA) and the reference package.
+SOLVERS = ("batched", "fastl2lir")
+
+
 @dataclass
 class RidgeOptions:
     """How to fit: FastL2LiR parameters, solver and device.
@@ -152,24 +156,34 @@ class RidgeOptions:
     Attributes
     ----------
     alpha, n_feat, dtype : from ``settings.analysis.decoding`` / ``.encoding``
-    solver : {'ours', 'fastl2lir'}
+    solver : {'batched', 'fastl2lir'}
     device : str or None
-        For solver 'ours': 'cpu', 'cuda', ... ; None: CUDA when available.
+        For solver 'batched': 'cpu', 'cuda', ... ; None: CUDA when available.
+    exact_rows : bool
+        Solver 'batched' on the row-expanded samples instead of the per-image sums (for checking).
     """
 
     alpha: float = 100.0
     n_feat: int = 500
     dtype: str = "float64"
-    solver: str = "ours"
+    solver: str = "batched"
+    exact_rows: bool = False
     device: str | None = None
     progress: bool = False
 
     @classmethod
     def from_settings(cls, ridge_settings, **overrides) -> RidgeOptions:
-        kw = dict(alpha=ridge_settings.alpha, n_feat=ridge_settings.n_feat, dtype=ridge_settings.dtype)
+        """Options from ``settings.analysis.decoding`` / ``.encoding`` (None overrides are ignored)."""
+        return cls.from_params(ridge_settings.model_dump(), **overrides)
+
+    @classmethod
+    def from_params(cls, params, **overrides) -> RidgeOptions:
+        """Options from a parameter set's parameters (:class:`bhscore.provenance.ParamSet`)."""
+        names = {f for f in cls.__dataclass_fields__ if f not in ("device", "progress")}
+        kw = {k: v for k, v in params.items() if k in names}
         kw.update({k: v for k, v in overrides.items() if v is not None})
-        if kw.get("solver", "ours") not in ridge.SOLVERS:
-            raise UserError(f"solver must be one of {', '.join(ridge.SOLVERS)}, got {kw['solver']!r}")
+        if kw.get("solver", "batched") not in SOLVERS:
+            raise UserError(f"solver must be one of {', '.join(SOLVERS)}, got {kw['solver']!r}")
         return cls(**kw)
 
 
@@ -188,27 +202,39 @@ class TrainingInputs:
         self.options = options
         self.zs = zscore_stats(X, rows)
         self.n_inputs = X.shape[1]
-        self.wide = self.n_inputs > ridge.MAX_GRAM_INPUTS and options.solver == "ours"
-        if self.wide:  # never materialise: z-score and expand rows on the fly
-            self.source = ridge.InputMatrix(X, rows, self.zs.mean, self.zs.norm, options.dtype)
-            self.X = None
-        else:
-            Xs = np.asarray(X) if rows is None else np.asarray(X)[rows]
-            self.X = self.zs.apply(Xs, options.dtype)
-            self.source = None
+        batched = options.solver == "batched"
+        self.exact_rows = bool(getattr(options, "exact_rows", False))
+        self.wide = self.n_inputs > ridge.MAX_GRAM_INPUTS and batched
+        # z-scored and row-expanded on the fly; per image (the rows' sums) unless exact_rows
+        self.source = ridge.InputMatrix(X, rows, self.zs.mean, self.zs.norm, options.dtype)
+        self.X = None
+        if not self.wide and not (batched and rows is not None and not self.exact_rows):
+            self.X = self.source.materialize()  # the row-expanded samples
         self._gram: ridge.GramInputs | None = None
 
     def fit(self, Y: np.ndarray) -> ridge.RidgeFit:
-        """Fit z-scored outputs Y (n_samples, n_outputs)."""
+        """Fit z-scored outputs Y (n_samples, n_outputs).
+
+        Outputs that repeat per image (decoding: the features of the image shown in each sample) are fitted
+        from their distinct rows (the per-image algebra of :class:`bhscore.ridge.GramInputs`) unless
+        ``exact_rows``.
+        """
         o = self.options
         if o.solver == "fastl2lir":
-            return ridge.fit_reference(self.X, Y, o.alpha, o.n_feat, o.dtype)
+            X = self.X if self.X is not None else self.source.materialize()
+            return ridge.fit_reference(X, Y, o.alpha, o.n_feat, o.dtype)
         if self.wide:
-            return ridge.fit(
-                self.source, Y, o.alpha, o.n_feat, dtype=o.dtype, device=o.device, progress=o.progress
-            )
+            return ridge.fit(self.source, Y, o.alpha, o.n_feat, dtype=o.dtype, device=o.device,
+                             progress=o.progress, exact_rows=self.exact_rows)  # fmt: skip
         if self._gram is None:
-            self._gram = ridge.GramInputs(self.X, o.dtype, o.device)
+            X = self.X if self.X is not None else self.source
+            self._gram = ridge.GramInputs(X, o.dtype, o.device, exact_rows=self.exact_rows)
+        groups = None
+        if not self.exact_rows and not self._gram.per_image and 0 < o.n_feat < self.n_inputs:
+            groups = ridge.distinct_rows(Y)
+        if groups is not None and groups.worthwhile:
+            return self._gram.fit(Y[groups.source_rows], o.alpha, o.n_feat, progress=o.progress,
+                                  y_rows=groups.inverse)  # fmt: skip
         return self._gram.fit(Y, o.alpha, o.n_feat, progress=o.progress)
 
 
@@ -268,34 +294,97 @@ def fit_predict(
 
 @dataclass
 class SubjectFMRI:
-    """One subject's training samples and image-averaged test data for some ROIs."""
+    """One subject's training samples and image-averaged test data for some ROIs.
+
+    Attributes
+    ----------
+    non_finite : dict of str -> int
+        ROI -> number of non-finite image-averaged test values (only with ``non_finite='propagate'``).
+    """
 
     train: dict[str, np.ndarray]  # roi -> (n_samples, n_voxels)
     train_labels: list[str]
     test: dict[str, np.ndarray]  # roi -> (n_test_images, n_voxels)
     test_names: list[str]
+    non_finite: dict[str, int] = field(default_factory=dict)
 
     @property
     def train_images(self) -> list[str]:
         return sorted(set(self.train_labels))
 
 
+class NonFiniteInputError(UserError):
+    """NaN or Inf in an input array; the message names the file, the sample and the column."""
+
+
+def check_finite(
+    X: np.ndarray, what: str, row_name, column_name, remedy: str, allow: bool = False
+) -> int:
+    """Count the non-finite values of ``X`` (n_rows, n_cols); raise unless ``allow``.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_rows, n_cols)
+    what : str
+        The file (or files) the array came from, for the message.
+    row_name, column_name : callable
+        ``row_name(i)`` / ``column_name(j)`` describe row i / column j (e.g. "sample 12 (n01443537_22563)").
+    remedy : str
+        What the user can do, appended to the message.
+    allow : bool
+        Return the count (and log a warning) instead of raising.
+
+    Returns
+    -------
+    int
+        Number of non-finite values.
+    """
+    bad = ~np.isfinite(X)
+    n_bad = int(bad.sum())
+    if n_bad == 0:
+        return 0
+    i, j = (int(v) for v in np.argwhere(bad)[0])
+    msg = f"{what}: {n_bad} non-finite value(s) (NaN/Inf), the first at {row_name(i)}, {column_name(j)}"
+    if not allow:
+        raise NonFiniteInputError(f"{msg}. {remedy}")
+    log.warning("%s; kept (non_finite: propagate): the affected accuracies are NaN", msg)
+    return n_bad
+
+
 class DataStore:
     """Reads fMRI and features through :mod:`bhscore.formats`, keeping the last subject and a few layers.
+
+    Every array is checked as it is read: training data must be finite; non-finite test data stops the run
+    (``non_finite='error'``) or is kept, warned about and counted for the provenance record
+    (``'propagate'``, the original scripts' behaviour). Training and test voxel counts must agree.
 
     Parameters
     ----------
     settings : bhscore.settings.Settings
+    non_finite : {'error', 'propagate'}
+    kind : {'decoding', 'encoding'}
+        Only for the messages (the setting to change).
     """
 
-    def __init__(self, settings, max_layers: int = 2):
+    def __init__(self, settings, max_layers: int = 2, non_finite: str = "error", kind: str = "decoding"):
         from bhscore.paths import Layout
 
         self.settings = settings
         self.layout = Layout.from_settings(settings)
         self._subject: tuple[str, SubjectFMRI] | None = None
-        self._layers: dict[tuple, np.ndarray] = {}
+        self._layers: dict[tuple, tuple[np.ndarray, int]] = {}
         self.max_layers = max_layers
+        self.allow_non_finite = non_finite == "propagate"
+        self._setting = f"analysis.{kind}.non_finite"
+        self.kind = kind  # which features tree the inputs come from (analysis.encoding.inputs)
+
+    def _remedy(self, test: bool) -> str:
+        if not test:
+            return "The training data must be finite: fix or exclude these values and rerun."
+        return (
+            "Fix or exclude these values and rerun, or set "
+            f"{self._setting} to 'propagate' for the original scripts' behaviour (NaN accuracies, recorded)."
+        )
 
     def fmri(self, subject: str) -> SubjectFMRI:
         from bhscore.formats import average_by_label, read_fmri
@@ -305,30 +394,54 @@ class DataStore:
             return self._subject[1]
         self._subject = None
         rois = list(self.settings.rois)
-        tr = read_fmri(self.layout.fmri_file(subject, TRAINING), rois)
-        te = read_fmri(self.layout.fmri_file(subject, TEST), rois)
-        test, names = {}, None
+        paths = {split: self.layout.fmri_file(subject, split) for split in (TRAINING, TEST)}
+        tr = read_fmri(paths[TRAINING], rois)
+        te = read_fmri(paths[TEST], rois)
+        test, names, non_finite = {}, None, {}
         for roi in rois:
+            n_train, n_test = tr.rois[roi].shape[1], te.rois[roi].shape[1]
+            if n_train != n_test:
+                raise UserError(
+                    f"ROI {roi!r} of {subject} has {n_train} voxels in {paths[TRAINING]} but {n_test} in "
+                    f"{paths[TEST]}: the two files must come from the same preprocessing (re-download them)"
+                )
+            voxel = lambda j, roi=roi: f"ROI {roi} voxel {j}"  # noqa: E731
+            check_finite(tr.rois[roi], str(paths[TRAINING]),
+                         lambda i: f"sample {i} ({tr.labels[i]})", voxel, self._remedy(False))  # fmt: skip
+            check_finite(te.rois[roi], str(paths[TEST]), lambda i: f"sample {i} ({te.labels[i]})", voxel,
+                         self._remedy(True), allow=self.allow_non_finite)  # fmt: skip
             test[roi], names = average_by_label(te.rois[roi], te.labels)
-        data = SubjectFMRI(tr.rois, tr.labels, test, names)
+            n_bad = int((~np.isfinite(test[roi])).sum())
+            if n_bad:
+                non_finite[roi] = n_bad
+        data = SubjectFMRI(tr.rois, tr.labels, test, names, non_finite)
         self._subject = (subject, data)
         return data
 
     def features(self, dnn: str, layer: str, split: str, images: Sequence[str]) -> np.ndarray:
         """Features (len(images), n_units) float32 of ``images`` (error naming any image without a file)."""
-        from bhscore.formats import read_layer
+        return self.features_checked(dnn, layer, split, images)[0]
 
-        d = self.settings.dnn(dnn)
+    def features_checked(
+        self, dnn: str, layer: str, split: str, images: Sequence[str]
+    ) -> tuple[np.ndarray, int]:
+        """Features as :meth:`features`, and their number of non-finite values (kept only for the test set)."""
+        from bhscore.formats import read_layer
+        from bhscore.paths import TEST
+
         key = (dnn, layer, split, tuple(images))
         if key not in self._layers:
             while len(self._layers) >= self.max_layers:
                 self._layers.pop(next(iter(self._layers)))
-            self._layers[key] = read_layer(
-                self.layout.features_dir(split, d.dir),
-                layer,
-                labels=list(images),
-                cache_dir=self.layout.feature_cache_dir(split, d.dir),
-            )
+            features_dir, cache_dir = self.layout.input_features(self.settings, self.kind, split, dnn)
+            F = read_layer(features_dir, layer, labels=list(images), cache_dir=cache_dir)
+            test = split == TEST
+            n_bad = check_finite(
+                F, f"features of {dnn} layer {layer!r} ({split})",
+                lambda i: f"image {images[i]} ({features_dir / layer / images[i]}.mat)", lambda j: f"unit {j}",
+                self._remedy(test), allow=test and self.allow_non_finite,
+            )  # fmt: skip
+            self._layers[key] = (F, n_bad)
         return self._layers[key]
 
 
@@ -337,39 +450,88 @@ class DataStore:
 # -------------------------------------------------------------------------------------------------
 
 
-def write_outputs(
-    layout,
-    kind: str,
-    dnn_dir: str,
-    layer: str,
-    subject: str,
-    roi: str,
-    outcome: Outcome,
-    x_stats: ZScore,
-    test_names: Sequence[str],
-    save_predictions: bool = False,
-    save_model: bool = False,
-) -> None:
-    """Write the optional outputs, then the accuracy file (atomic, last: the completion marker)."""
-    from bhscore import formats
+class ResultWriter:
+    """Writes a job's outputs into its parameter set, the accuracy file last with its provenance record.
 
-    if save_predictions and kind == "decoding":
-        out_dir = layout.decoded_features_dir(dnn_dir, layer, subject, roi)
-        for name, row in zip(test_names, outcome.prediction, strict=True):
-            formats.save_feature(out_dir / f"{name}.mat", row[None, :])
-    if save_model:
-        formats.save_bdmodel(
-            layout.model_dir(kind, dnn_dir, layer, subject, roi),
-            outcome.fit.W,
-            outcome.fit.b,
-            x_stats.mean[None, :],
-            x_stats.norm[None, :],
-            outcome.y_stats.mean[None, :],
-            outcome.y_stats.norm[None, :],
-        )
-    formats.write_accuracy(
-        layout.accuracy_file(kind, dnn_dir, layer, subject, roi), outcome.accuracy, n_samples=len(test_names)
-    )
+    Parameters
+    ----------
+    layout : bhscore.paths.Layout
+    settings : bhscore.settings.Settings
+    param_set : bhscore.provenance.ParamSet
+    fingerprints : bhscore.provenance.InputFingerprints
+    options : RidgeOptions
+        Recorded as the run's device and solver.
+    save_predictions, save_model : bool
+        Also write decoded test features (decoding) / trained models (bdmodel).
+    """
+
+    def __init__(self, layout, settings, param_set, fingerprints, options, save_predictions=False, save_model=False):
+        self.layout = layout
+        self.settings = settings
+        self.param_set = param_set
+        self.fingerprints = fingerprints
+        self.save_predictions = save_predictions
+        self.save_model = save_model
+        self.run_info = {"device": options.device or "auto", "solver": options.solver}
+
+    def write(
+        self,
+        job,
+        outcome: Outcome,
+        x_stats: ZScore,
+        test_names: Sequence[str],
+        n_train_samples: int,
+        non_finite: dict | None = None,
+    ) -> None:
+        """Write the optional outputs, then the accuracy file (atomic, last: the completion marker).
+
+        Parameters
+        ----------
+        job : bhscore.jobs.Job
+        outcome : Outcome
+            Of this job's outputs only.
+        x_stats : ZScore
+            Training statistics of the inputs (saved with the model).
+        test_names : sequence of str
+            The test images, in the rows' order.
+        n_train_samples : int
+        non_finite : dict, optional
+            Counts of non-finite test values that were kept (``non_finite='propagate'``), for the record.
+        """
+        import torch
+
+        from bhscore import formats
+        from bhscore.provenance import make_record
+
+        dnn_dir = self.settings.dnn(job.dnn).dir
+        where = (dnn_dir, job.layer, job.subject, job.roi)
+        if self.save_predictions and job.kind == "decoding":
+            out_dir = self.layout.decoded_features_dir(self.param_set.id, *where)
+            for name, row in zip(test_names, outcome.prediction, strict=True):
+                formats.save_feature(out_dir / f"{name}.mat", row[None, :])
+        if self.save_model:
+            formats.save_bdmodel(
+                self.layout.model_dir(job.kind, self.param_set.id, *where),
+                outcome.fit.W, outcome.fit.b,
+                x_stats.mean[None, :], x_stats.norm[None, :],
+                outcome.y_stats.mean[None, :], outcome.y_stats.norm[None, :],
+            )  # fmt: skip
+        if non_finite:
+            log.warning("%s: %s non-finite test value(s) kept; NaN accuracies are recorded", job, non_finite)
+        record = make_record(
+            job, dnn_dir, self.param_set, self.fingerprints.of_job(job),
+            n_inputs=x_stats.mean.size, n_outputs=outcome.accuracy.size, n_train_samples=n_train_samples,
+            n_test_images=len(test_names), run={**self.run_info, "threads": torch.get_num_threads()},
+            non_finite=non_finite,
+        )  # fmt: skip
+        path = self.layout.accuracy_file(self.param_set.directory(self.layout), *where)
+        formats.write_accuracy(path, outcome.accuracy, n_samples=len(test_names), provenance=record)
+
+
+def _require_outputs(n: int, what: str) -> None:
+    """A fit needs at least one output (an empty ROI or layer gives no accuracy file)."""
+    if n == 0:
+        raise UserError(f"{what} has no columns: nothing to fit (check the ROI definition or the features)")
 
 
 # -------------------------------------------------------------------------------------------------
@@ -377,54 +539,36 @@ def write_outputs(
 # -------------------------------------------------------------------------------------------------
 
 
-def run_decoding_group(
-    store: DataStore,
-    subject: str,
-    roi: str,
-    items: Sequence[tuple[str, str]],
-    options: RidgeOptions,
-    save_predictions: bool = False,
-    save_model: bool = False,
-    on_done=None,
-) -> None:
-    """Decode several (dnn, layer) pairs from one (subject, ROI), sharing the voxels' preparation.
+def run_decoding_group(store: DataStore, jobs: Sequence, options: RidgeOptions, writer: ResultWriter, on_done=None):
+    """Decode several (DNN, layer) jobs of one (subject, ROI), sharing the voxels' preparation.
 
     Parameters
     ----------
     store : DataStore
-    subject, roi : str
-    items : sequence of (dnn name, layer)
+    jobs : sequence of bhscore.jobs.Job
+        Decoding jobs with the same subject and ROI.
     options : RidgeOptions
-    save_predictions, save_model : bool
-        Also write decoded test features / the trained decoders (bdmodel).
+    writer : ResultWriter
     on_done : callable, optional
-        Called with each (dnn, layer) once its accuracy file is written.
+        Called with each job once its accuracy file is written.
     """
     from bhscore.paths import TEST, TRAINING
 
+    subject, roi = jobs[0].subject, jobs[0].roi
     fm = store.fmri(subject)
     X = fm.train[roi]
+    _require_outputs(X.shape[1], f"ROI {roi!r} of {subject} ({store.layout.fmri_file(subject, TRAINING)})")
     inputs = TrainingInputs(X, options)
     train_images = fm.train_images
-    for dnn, layer in items:
-        what = f"{dnn} layer {layer!r} for {subject}"
-        F_train = store.features(dnn, layer, TRAINING, train_images)
+    for job in jobs:
+        what = f"{job.dnn} layer {job.layer!r} for {subject}"
+        F_train = store.features(job.dnn, job.layer, TRAINING, train_images)
         Y_train = F_train[sample_rows(fm.train_labels, train_images, what)]
-        Y_test = store.features(dnn, layer, TEST, fm.test_names)
-        log.debug("decoding %s %s %s %s: X %s, Y %s", dnn, layer, subject, roi, X.shape, Y_train.shape)
+        Y_test, n_bad = store.features_checked(job.dnn, job.layer, TEST, fm.test_names)
+        _require_outputs(Y_train.shape[1], f"features of {what}")
+        log.debug("decoding %s: X %s, Y %s", job, X.shape, Y_train.shape)
         outcome = fit_predict(inputs, Y_train, fm.test[roi], Y_test)
-        write_outputs(
-            store.layout,
-            "decoding",
-            store.settings.dnn(dnn).dir,
-            layer,
-            subject,
-            roi,
-            outcome,
-            inputs.zs,
-            fm.test_names,
-            save_predictions=save_predictions,
-            save_model=save_model,
-        )
+        non_finite = {k: v for k, v in (("fmri_test", fm.non_finite.get(roi, 0)), ("features_test", n_bad)) if v}
+        writer.write(job, outcome, inputs.zs, fm.test_names, len(fm.train_labels), non_finite)
         if on_done is not None:
-            on_done((dnn, layer))
+            on_done(job)

@@ -91,8 +91,8 @@ def demo_settings(size: DemoSize) -> dict:
         "rois": ["V1", "V2", "V3", "V4", "HVC"],
         "analysis": {
             "decoding": {"alpha": 100.0, "n_feat": 50, "dtype": "float32"},
-            "encoding": {"alpha": 100.0, "n_feat": min(100, size.n_units), "dtype": "float32"},
-            "score": {"n_test_images": size.n_test, "n_draws": 100, "n_bootstrap": 200},
+            "encoding": {"alpha": 100.0, "n_feat": min(100, size.n_units), "dtype": "float32", "inputs": "subset"},
+            "score": {"n_test_images": size.n_test, "n_draws": 100, "n_bootstrap": 200, "accuracy_source": "computed"},
         },
         "dnns": {name: {**spec, "weights": None, "preprocessing": "paper"} for name, spec in _DEMO_DNNS.items()},
     }
@@ -237,6 +237,9 @@ def build_figures(settings_path: Path, figures_dir: Path) -> None:
     for name in figures.figure_names():
         _step(f"figure {name}")
         figures.run_notebook(name, settings_path, figures_dir)
+    from bhscore.report import build_report
+
+    _step(f"report page -> {build_report(figures_dir, settings_path=settings_path)}")
 
 
 def summary(settings_path: Path, figures_dir: Path | None = None) -> str:
@@ -267,9 +270,24 @@ def summary(settings_path: Path, figures_dir: Path | None = None) -> str:
     )
     verdict = "as expected" if best == GROUND_TRUTH else f"UNEXPECTED: {best} scored highest"
     lines.append(f"Highest BH score: {best} ({verdict}); the control without hierarchy ({CONTROL}): {control:+.3f}.")
+    lines += results_locations(load_settings(settings_path))
     if figures_dir is not None:
         lines.append(f"Figures: {figures_dir}/ (PDF and PNG), table: {table_path}")
     return "\n".join(lines)
+
+
+def results_locations(settings) -> list[str]:
+    """One line per kind: where the computed accuracies live and their parameter set."""
+    from bhscore.paths import KINDS, Layout
+    from bhscore.provenance import ParamSet
+
+    layout = Layout.from_settings(settings)
+    lines = []
+    for kind in KINDS:
+        ps = ParamSet.from_settings(settings, kind)
+        lines.append(f"{kind.capitalize()} results: {ps.directory(layout)}/ (parameter set {ps.id}: {ps.summary()}; "
+                     "params.json there)")  # fmt: skip
+    return lines
 
 
 def run_demo(

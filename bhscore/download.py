@@ -10,16 +10,18 @@ of the original repository:
   :meth:`bhscore.paths.Layout.fmri_file` ``fmri/<subject>_perceptionNaturalImage{Training,Test}_VC_v2.h5``;
 - ``features`` (article 12401168, ~6.8 GB): six zips unpacked into the data root, giving
   ``features/{ImageNetTraining,ImageNetTest}/{caffe,pytorch,tensorflow}/<network>/<layer>/<image>.mat``;
-- ``accuracy`` (article 12401168, ~350 MB): two zips giving ``decoding_accuracy/ImageNetTest/...`` and
-  ``encoding_accuracy/ImageNetTest/...``.
+- ``accuracy`` (article 12401168, ~350 MB): two zips giving ``published/decoding_accuracy/ImageNetTest/...``
+  and ``published/encoding_accuracy/ImageNetTest/...`` (the published tree; never this machine's results,
+  which live under ``computed/``).
 
 How a file is fetched
 ---------------------
 1. The expected MD5 and size come from the lock file ``<data root>/downloads.lock.json`` when it records
    the file; otherwise from figshare's API (``<api>/articles/<article>/files``, field ``computed_md5``), and
    they are recorded in the lock file at once, so later runs verify offline against them.
-2. The bytes stream into ``<destination>.part`` with a progress bar. A dropped connection is retried with
-   ``Range: bytes=<received>-``; an interrupted run leaves the ``.part`` file, and the next run resumes it.
+2. The bytes stream into ``<destination>.part`` with a progress bar. A dropped or stalled connection (see
+   "Timeouts") is retried with ``Range: bytes=<received>-``; an interrupted run leaves the ``.part`` file,
+   and the next run resumes it.
 3. Only a file whose MD5 matches is renamed onto its destination; a mismatch deletes the download (after one
    fresh attempt when the download had been resumed). So a truncated or corrupt file never sits where a
    complete one is expected.
@@ -41,10 +43,24 @@ lower in the expected path gets the missing leading folders (``ImageNetTest/...`
 entries are skipped. Anything else is refused with a message listing the archive's top-level entries; the
 verified zip is kept for inspection.
 
+Timeouts
+--------
+One timeout T (``--timeout``, ``BHSCORE_DOWNLOAD_TIMEOUT``, default 5 s) bounds three waits:
+
+- connecting: no connection within T is "unreachable" (fails at once, with instructions);
+- each read: no byte for T seconds drops the connection (then it is retried, resuming);
+- a stall: a connection that delivers fewer than :data:`STALL_MIN_BYTES` (1 KiB) in any T seconds is
+  abandoned, so a server that trickles bytes forever (one a second, say) is left after T to 2T seconds.
+  A stalled attempt is retried like a dropped one, but does not count as progress, so after ``retries``
+  stalls in a row the download fails with a message naming the URL.
+
+Nothing bounds the total time: a slow download that keeps delivering at least 1 KiB per T seconds runs to
+the end, however large the file.
+
 Configuration
 -------------
 ``BHSCORE_FIGSHARE_API`` (default ``https://api.figshare.com/v2``), ``BHSCORE_FIGSHARE_FILES`` (default
-``https://ndownloader.figshare.com/files``) and ``BHSCORE_DOWNLOAD_TIMEOUT`` (connect timeout in seconds,
+``https://ndownloader.figshare.com/files``) and ``BHSCORE_DOWNLOAD_TIMEOUT`` (the timeout T in seconds,
 default 5) override the endpoints and the timeout; :class:`DownloadOptions` does the same per call.
 
 Examples
@@ -66,7 +82,8 @@ import shutil
 import time
 import zipfile
 import zlib
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -76,8 +93,8 @@ import urllib3
 from filelock import FileLock
 from tqdm import tqdm
 
+from bhscore.atomic import atomic_path, atomic_write_text
 from bhscore.errors import UserError
-from bhscore.formats import atomic_path, atomic_write_text
 from bhscore.paths import TEST, TRAINING, Layout
 
 log = logging.getLogger(__name__)
@@ -88,22 +105,33 @@ TIMEOUT_ENV = "BHSCORE_DOWNLOAD_TIMEOUT"
 DEFAULT_API = "https://api.figshare.com/v2"
 DEFAULT_FILES = "https://ndownloader.figshare.com/files"
 DEFAULT_CONNECT_TIMEOUT = 5.0
-DEFAULT_READ_TIMEOUT = 60.0
+#: A connection that delivers fewer bytes than this in the stall window (the timeout) is abandoned.
+STALL_MIN_BYTES = 1024
 
 #: figshare articles: the fMRI of Shen et al. (2019) and the BH score data (features, accuracies).
 FMRI_ARTICLE = 7033577
 DATA_ARTICLE = 12401168
 
+#: Folder (relative to the data root) of the published accuracies: :attr:`bhscore.paths.Layout.published_root`.
+PUBLISHED_DIR = "published"
 #: Lock file (expected MD5 and size per file), relative to the data root.
 LOCK_FILE = "downloads.lock.json"
 #: Folder (relative to the data root) of archives, partial downloads, manifests and completion markers.
 STATE_DIR = "downloads"
 
 GROUPS = ("fmri", "features", "accuracy")
+#: The all-units features (the paper's encoding inputs): opt-in, per DNN, never part of 'all'.
+FEATURES_ALL = "features-all"
+#: Folder (relative to the data root) of the all-units features: :meth:`bhscore.paths.Layout.features_all_dir`.
+FEATURES_ALL_DIR = "features_all"
+#: figshare article assumed for the all-units features' MD5s (NOT verified: the original's script names only
+#: file ids). If figshare does not list them there, the download stops naming this registry.
+FEATURES_ALL_ARTICLE = DATA_ARTICLE
 #: The command that (re)runs a group's download: named in every message.
 MAKE_TARGET = {g: f"make download-{g}" for g in GROUPS}
+MAKE_TARGET[FEATURES_ALL] = "bhscore download features-all --dnn NAME"
 #: Approximate download sizes per group (method.md).
-APPROX_SIZE = {"fmri": "2.4 GB", "features": "6.8 GB", "accuracy": "350 MB"}
+APPROX_SIZE = {"fmri": "2.4 GB", "features": "6.8 GB", "accuracy": "350 MB", FEATURES_ALL: "800 GB for all 29 DNNs"}
 
 _PAGE_SIZE = 1000  # figshare's largest page of an article's file list
 _RETRY_STATUS = {408, 429, 500, 502, 503, 504}
@@ -125,6 +153,10 @@ class NetworkError(DownloadError):
 
 class ChecksumError(DownloadError):
     """A downloaded file does not match figshare's MD5; it has been deleted."""
+
+
+class _Stalled(Exception):
+    """A connection delivered fewer than STALL_MIN_BYTES in the stall window."""
 
 
 class _Unreachable(Exception):
@@ -160,6 +192,12 @@ class RemoteFile:
         Archives: the folder (POSIX path relative to the data root) the archive's tree lands in.
     subject, split : str, optional
         fMRI files: subject and stimulus set (:data:`bhscore.paths.TRAINING` / :data:`~bhscore.paths.TEST`).
+    source_anchor : str, optional
+        Archives whose tree is named differently from ``anchor`` (``features_all/.../caffe/VGG/F`` lands in
+        ``features_all/.../caffe/VGG-F``, the settings' directory): the archive's own path.
+    parts : tuple of int
+        Further figshare file ids of a zip published in pieces (``.zip.00``, ``.zip.01``, ...; ``file_id`` is
+        the first): each piece is fetched and verified on its own, then they are joined and unpacked.
     """
 
     name: str
@@ -171,6 +209,18 @@ class RemoteFile:
     anchor: str | None = None
     subject: str | None = None
     split: str | None = None
+    source_anchor: str | None = None
+    parts: tuple[int, ...] = ()
+
+    @property
+    def file_ids(self) -> tuple[int, ...]:
+        """Every figshare file id of this entry, in order (one, or the pieces of a split zip)."""
+        return (self.file_id, *self.parts)
+
+    def piece(self, index: int) -> RemoteFile:
+        """Piece ``index`` of a split zip, as an entry of its own (``<name>-part00``, fetched and verified alone)."""
+        return replace(self, name=f"{self.name}-part{index:02d}", file_id=self.file_ids[index], parts=(),
+                       description=f"{self.description}, piece {index + 1} of {len(self.file_ids)}")  # fmt: skip
 
     def destination(self, root: str | os.PathLike) -> Path:
         """Where the data lands: the fMRI file, or the folder an archive unpacks into."""
@@ -217,23 +267,97 @@ def _build_registry() -> tuple[RemoteFile, ...]:
         out.append(RemoteFile(f"features-{split}-{framework}", "features", DATA_ARTICLE, file_id,
                               f"{framework} features {split}", archive=True,
                               anchor=f"features/{split}/{framework}"))  # fmt: skip
+    # published accuracies go to their own tree, apart from this machine's results (computed/)
     out.append(RemoteFile("decoding_accuracy", "accuracy", DATA_ARTICLE, 24132263, "decoding accuracies",
-                          archive=True, anchor=f"decoding_accuracy/{TEST}"))  # fmt: skip
+                          archive=True, anchor=f"{PUBLISHED_DIR}/decoding_accuracy/{TEST}"))  # fmt: skip
     out.append(RemoteFile("encoding_accuracy", "accuracy", DATA_ARTICLE, 32116400, "encoding accuracies",
-                          archive=True, anchor=f"encoding_accuracy/{TEST}"))  # fmt: skip
+                          archive=True, anchor=f"{PUBLISHED_DIR}/encoding_accuracy/{TEST}"))  # fmt: skip
     return tuple(out)
 
 
-#: Every remote file of the paper.
+#: Every remote file of the paper (the opt-in all-units features are in :data:`FEATURES_ALL_REGISTRY`).
 REGISTRY: tuple[RemoteFile, ...] = _build_registry()
+
+#: The all-units features (the paper's encoding inputs, ~800 GB): settings directory -> (directory in the
+#: archive where it differs, test zip id, training zip id(s)). File ids from the original repository's
+#: ``data/download_features_all.sh``; a training zip of several ids is published in pieces joined in order.
+_FEATURES_ALL: dict[str, tuple[str | None, int, tuple[int, ...]]] = {
+    "caffe/AlexNet": (None, 32878559, (32901365,)),
+    "caffe/DenseNet_121": (None, 32878586, (33287366, 33287882, 33287921)),
+    "caffe/DenseNet_161": (None, 32878598, (33358598, 33358739, 33360572, 33362681, 33362726)),
+    "caffe/DenseNet_169": (None, 32878610, (33365762, 33375758, 33399371)),
+    "caffe/DenseNet_201": (None, 32878619, (33403757, 33447575, 33447728, 33459317)),
+    "caffe/InceptionResNet-v2": ("caffe/InceptionResNet/v2", 32878625, (33473486, 33527549, 33527939)),
+    "caffe/SqueeseNet": (None, 32878628, (32903426,)),
+    "caffe/SqueeseNet1.0": (None, 32878631, (32906450,)),
+    "caffe/VGG-F": ("caffe/VGG/F", 32878643, (32970713,)),
+    "caffe/VGG-M": ("caffe/VGG/M", 32878646, (32972843,)),
+    "caffe/VGG-S": ("caffe/VGG/S", 32878652, (32975132,)),
+    "caffe/VGG16_nonaka": (None, 32878634, (33003557,)),
+    "caffe/VGG19_nonaka": (None, 32878640, (33008231,)),
+    "pytorch/CORnet_R": (None, 32878655, (33079235,)),
+    "pytorch/CORnet_S": (None, 32878658, (33079247,)),
+    "pytorch/CORnet_Z": (None, 32878661, (33079295,)),
+    "pytorch/resnet18": (None, 32878664, (33079373,)),
+    "pytorch/resnet34": (None, 32878673, (33079484,)),
+    "tensorflow/inception_v1": (None, 32878679, (33080060,)),
+    "tensorflow/inception_v2": (None, 32878685, (33080372,)),
+    "tensorflow/inception_v3": (None, 32878688, (33157214,)),
+    "tensorflow/inception_v4": (None, 32878694, (33157673,)),
+    "tensorflow/mobilenet_v2_1.4_224": (None, 32878697, (33151580,)),
+    "tensorflow/nasnet_large": (None, 32878712, (33540686, 33549602, 33638723, 33644051, 33652460)),
+    "tensorflow/nasnet_mobile": (None, 32878715, (33154940,)),
+    "tensorflow/pnasnet_large": (None, 32878742, (33655901, 33658091, 33658610, 33660215)),
+    "tensorflow/resnet_v2_101": (None, 32878754, (33671498, 33671567)),
+    "tensorflow/resnet_v2_152": (None, 32878766, (33773318, 33777761, 33780851)),
+    "tensorflow/resnet_v2_50": (None, 32878748, (33660482, 33660500)),
+}  # fmt: skip
+
+
+def _build_features_all() -> tuple[RemoteFile, ...]:
+    out = []
+    for dnn_dir, (remote_dir, test_id, training_ids) in _FEATURES_ALL.items():
+        for split, ids in ((TRAINING, training_ids), (TEST, (test_id,))):
+            anchor = f"{FEATURES_ALL_DIR}/{split}/{dnn_dir}"
+            source = f"{FEATURES_ALL_DIR}/{split}/{remote_dir}" if remote_dir else None
+            out.append(RemoteFile(f"features_all-{split}-{dnn_dir.replace('/', '-')}", FEATURES_ALL,
+                                  FEATURES_ALL_ARTICLE, ids[0], f"all-units features {dnn_dir} {split}",
+                                  archive=True, anchor=anchor, source_anchor=source, parts=ids[1:]))  # fmt: skip
+    return tuple(out)
+
+
+#: The all-units features, one entry per (DNN, stimulus set): opt-in (``bhscore download features-all``).
+FEATURES_ALL_REGISTRY: tuple[RemoteFile, ...] = _build_features_all()
+
+
+def features_all_entries(dnn_dirs: Sequence[str] | None = None) -> list[RemoteFile]:
+    """The all-units features entries of these DNN directories (settings ``dir``; default: all 29 DNNs).
+
+    Raises
+    ------
+    UserError
+        A directory with no published all-units features.
+    """
+    if not dnn_dirs:
+        return list(FEATURES_ALL_REGISTRY)
+    bad = [d for d in dnn_dirs if d not in _FEATURES_ALL]
+    if bad:
+        raise UserError(
+            f"no published all-units features for {', '.join(bad)}; published for: {', '.join(_FEATURES_ALL)}"
+        )
+    anchors = {f"{FEATURES_ALL_DIR}/{s}/{d}" for d in dnn_dirs for s in (TRAINING, TEST)}
+    return [e for e in FEATURES_ALL_REGISTRY if e.anchor in anchors]
 #: Subjects whose fMRI is published.
 FMRI_SUBJECTS: tuple[str, ...] = tuple(dict.fromkeys(e.subject for e in REGISTRY if e.group == "fmri"))
 
 
 def select(
-    group: str = "all", subjects: Sequence[str] | None = None, names: Sequence[str] | None = None
+    group: str = "all",
+    subjects: Sequence[str] | None = None,
+    names: Sequence[str] | None = None,
+    dnn_dirs: Sequence[str] | None = None,
 ) -> list[RemoteFile]:
-    """Registry entries of a group (``'fmri'``, ``'features'``, ``'accuracy'`` or ``'all'``).
+    """Registry entries of a group (``'fmri'``, ``'features'``, ``'accuracy'``, ``'all'`` or ``'features-all'``).
 
     Parameters
     ----------
@@ -241,9 +365,18 @@ def select(
         Keep only these subjects' fMRI files (other groups are unaffected).
     names : sequence of str, optional
         Keep only these registry names.
+    dnn_dirs : sequence of str, optional
+        ``'features-all'`` only: these DNNs' directories (settings ``dir``); default all 29 (~800 GB).
     """
+    if group == FEATURES_ALL:
+        entries = features_all_entries(dnn_dirs)
+        if names:
+            entries = [e for e in entries if e.name in names]
+        if not entries:
+            raise UserError(f"nothing selected (group {group!r}, names {names})")
+        return entries
     if group != "all" and group not in GROUPS:
-        raise UserError(f"unknown download group {group!r}; valid: {', '.join(GROUPS)}, all")
+        raise UserError(f"unknown download group {group!r}; valid: {', '.join(GROUPS)}, all, {FEATURES_ALL}")
     entries = [e for e in REGISTRY if group in ("all", e.group)]
     if subjects:
         bad = [s for s in subjects if s not in FMRI_SUBJECTS]
@@ -280,8 +413,12 @@ class DownloadOptions:
         Download root, ``<files_base>/<file id>`` (``$BHSCORE_FIGSHARE_FILES`` or figshare's ndownloader).
     connect_timeout : float, optional
         Seconds to wait for a connection (``$BHSCORE_DOWNLOAD_TIMEOUT`` or 5): an unreachable host fails fast.
-    read_timeout : float
-        Seconds to wait for the next bytes of an answer.
+        The other timeouts default to it (module doc, "Timeouts").
+    read_timeout : float, optional
+        Seconds to wait for the next bytes of an answer (default: ``connect_timeout``).
+    stall_timeout : float, optional
+        A file download that receives fewer than :data:`STALL_MIN_BYTES` in this many seconds is abandoned
+        (default: ``read_timeout``).
     retries : int
         Further attempts after a dropped connection or a transient HTTP error (each resumes the download);
         the count restarts whenever an attempt made progress.
@@ -300,7 +437,8 @@ class DownloadOptions:
     api_base: str | None = None
     files_base: str | None = None
     connect_timeout: float | None = None
-    read_timeout: float = DEFAULT_READ_TIMEOUT
+    read_timeout: float | None = None
+    stall_timeout: float | None = None
     retries: int = 5
     backoff: float = 1.0
     progress: bool = True
@@ -316,11 +454,18 @@ class DownloadOptions:
                 timeout = float(env) if env else DEFAULT_CONNECT_TIMEOUT
             except ValueError:
                 raise UserError(f"{TIMEOUT_ENV}={env!r} is not a number of seconds") from None
+        read = timeout if self.read_timeout is None else self.read_timeout
+        stall = read if self.stall_timeout is None else self.stall_timeout
+        for name, value in (("timeout", timeout), ("read timeout", read), ("stall timeout", stall)):
+            if not (0 < value < float("inf")):
+                raise UserError(f"the download {name} must be a positive number of seconds, got {value}")
         return replace(
             self,
             api_base=(self.api_base or os.environ.get(API_ENV) or DEFAULT_API).rstrip("/"),
             files_base=(self.files_base or os.environ.get(FILES_ENV) or DEFAULT_FILES).rstrip("/"),
             connect_timeout=timeout,
+            read_timeout=read,
+            stall_timeout=stall,
         )
 
 
@@ -542,30 +687,63 @@ class _Client:
                     hasher, hashed, have = hashlib.md5(), 0, 0
                 resumed = resumed or status == 206
                 start = have
+                stalled = False
                 try:
                     with open(part, "ab" if have else "wb") as f, self._bar(desc, size, have) as bar:
-                        for chunk in response.iter_content(self.opts.chunk_size):
+                        for chunk in self._body(response):
                             f.write(chunk)
                             hasher.update(chunk)
                             have += len(chunk)
                             bar.update(len(chunk))
                             if have > size:
                                 break
+                except _Stalled as e:
+                    err, stalled = e, True
                 except _STREAM_ERRORS as e:
                     err = e
                 hashed = have
-                if have > start:
+                if have - start >= (STALL_MIN_BYTES if stalled else 1):  # a trickle is no progress
                     failures = 0
                 if have < size:
                     failures += 1
                     last_error = err or f"connection closed after {have} of {size} bytes"
                     log.info("%s: interrupted at %d of %d bytes (%s); resuming", desc, have, size,
-                             type(err).__name__ if err else "connection closed")  # fmt: skip
+                             err if stalled else type(err).__name__ if err else "connection closed")  # fmt: skip
                     continue
                 if have > size:
                     part.unlink(missing_ok=True)
                     raise DownloadError(f"{url} sent more than the {size} bytes figshare announces; deleted")
                 return hasher.hexdigest(), resumed
+
+    def _body(self, response: requests.Response) -> Iterator[bytes]:
+        """The body's bytes as they arrive (at most ``chunk_size`` at a time), until the connection ends.
+
+        Raises :class:`_Stalled` when fewer than :data:`STALL_MIN_BYTES` arrived in the last
+        ``stall_timeout`` seconds: each read returns within ``read_timeout``, but a server may trickle a
+        byte at a time forever. ``read1`` returns what has arrived instead of waiting for a full chunk, so the
+        check runs after every network read.
+        """
+        raw = response.raw
+        read = getattr(raw, "read1", None) or raw.read  # urllib3 < 2 has no read1
+        window = self.opts.stall_timeout
+        total = 0
+        marks = deque([(time.monotonic(), 0)])  # (time, bytes received by then), oldest first
+        while True:
+            chunk = read(self.opts.chunk_size, decode_content=True)
+            if not chunk:
+                return
+            yield chunk
+            total += len(chunk)
+            now = time.monotonic()
+            marks.append((now, total))
+            while len(marks) > 1 and marks[1][0] <= now - window:  # keep one mark at or before now - window
+                marks.popleft()
+            since, then = marks[0]
+            if now - since >= window and total - then < STALL_MIN_BYTES:
+                raise _Stalled(
+                    f"stalled: {total - then} bytes in the last {now - since:.1f} s (less than "
+                    f"{STALL_MIN_BYTES} bytes in {window:g} s; the timeout is set by --timeout or {TIMEOUT_ENV})"
+                )
 
     def _bar(self, desc: str, total: int, initial: int) -> tqdm:
         return tqdm(total=total, initial=initial, unit="B", unit_scale=True, unit_divisor=1024,
@@ -668,12 +846,17 @@ def plan_unpack(
 
 
 def unpack_archive(
-    archive: str | os.PathLike, root: str | os.PathLike, anchor: str, progress: bool = True
+    archive: str | os.PathLike,
+    root: str | os.PathLike,
+    anchor: str,
+    progress: bool = True,
+    land_at: str | None = None,
 ) -> list[tuple[str, int]]:
     """Unpack a zip into ``root`` so that ``anchor`` appears, via a staging folder (nothing partial in place).
 
     Files are extracted into ``<root>/downloads/<archive stem>.unpacking`` (same file system), then moved
     into place, merging with folders that already exist (other archives' trees, a user's own networks).
+    ``land_at``: put the archive's ``anchor`` tree there instead (a directory renamed to the settings' name).
 
     Returns
     -------
@@ -687,6 +870,12 @@ def unpack_archive(
         with zipfile.ZipFile(archive) as zf:
             infos = [i for i in zf.infolist() if not i.is_dir()]
             targets = plan_unpack([i.filename for i in infos], anchor, archive)
+            if land_at and land_at != anchor:
+                n, new = len(PurePosixPath(anchor).parts), PurePosixPath(land_at).parts
+                targets = [
+                    PurePosixPath(*new, *t.parts[n:]) if t is not None and t.parts[:n] == PurePosixPath(anchor).parts
+                    else t for t in targets
+                ]  # fmt: skip
             total = sum(i.file_size for i, t in zip(infos, targets, strict=True) if t is not None)
             with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=f"unpacking {archive.name}",
                       disable=not progress, dynamic_ncols=True) as bar:  # fmt: skip
@@ -822,7 +1011,7 @@ class _Run:
     # remote metadata ------------------------------------------------------------------------------
     def _remote(self, entry: RemoteFile) -> dict:
         """figshare's record of ``entry`` (MD5, size), recorded in the lock file."""
-        wanted = {e.file_id for e in REGISTRY if e.article == entry.article}
+        wanted = {i for e in (*REGISTRY, *FEATURES_ALL_REGISTRY) if e.article == entry.article for i in e.file_ids}
         files = self.client.article_files(entry.article, wanted)
         item = files.get(entry.file_id)
         if item is None:
@@ -917,7 +1106,10 @@ class _Run:
     def _ensure_archive(self, entry: RemoteFile, rec: dict | None, marker: dict | None) -> Outcome:
         zip_path = entry.download_path(self.root)
         dest = entry.destination(self.root)
-        status, digest = self._obtain(entry, zip_path, rec)
+        if entry.parts:
+            status, digest = self._obtain_pieces(entry, zip_path)
+        else:
+            status, digest = self._obtain(entry, zip_path, rec)
         verified = status != "unverified"
         already = (
             marker is not None and marker.get("md5") == digest and marker.get("file_id") == entry.file_id
@@ -925,7 +1117,8 @@ class _Run:
         )  # fmt: skip
         if not already:  # unpack; an interrupted earlier unpack (no marker) is simply redone
             entry.marker_path(self.root).unlink(missing_ok=True)
-            manifest = unpack_archive(zip_path, self.root, entry.anchor, self.opts.progress)
+            manifest = unpack_archive(zip_path, self.root, entry.source_anchor or entry.anchor, self.opts.progress,
+                                      land_at=entry.anchor)  # fmt: skip
             with atomic_path(entry.manifest_path(self.root)) as tmp, gzip.open(tmp, "wt") as f:
                 f.writelines(f"{rel}\t{size}\n" for rel, size in manifest)
             n_files, n_bytes = len(manifest), sum(s for _, s in manifest)
@@ -935,9 +1128,41 @@ class _Run:
                            "n_files": n_files, "n_bytes": n_bytes})  # fmt: skip
         if verified and not self.opts.keep_archives:
             zip_path.unlink()
+            for i in range(len(entry.parts) + 1 if entry.parts else 0):
+                entry.piece(i).download_path(self.root).unlink(missing_ok=True)
         elif not verified:
             log.warning("%s: keeping %s until it can be verified against figshare", entry.name, zip_path)
         return Outcome(entry, status, dest)
+
+    def _obtain_pieces(self, entry: RemoteFile, zip_path: Path) -> tuple[str, str]:
+        """Fetch and verify each piece of a split zip, then join them into ``zip_path`` (atomically).
+
+        Returns (status, digest): status as :meth:`_obtain` (the weakest of the pieces'), digest the pieces'
+        MD5s joined by '+' (what the completion marker records).
+        """
+        statuses, digests, paths = [], [], []
+        for i in range(len(entry.file_ids)):
+            piece = entry.piece(i)
+            path = piece.download_path(self.root)
+            status, digest = self._obtain(piece, path, self.lock.get(piece))
+            statuses.append(status)
+            digests.append(digest)
+            paths.append(path)
+        with atomic_path(zip_path) as tmp, open(tmp, "wb") as out:
+            for path in paths:
+                with open(path, "rb") as src:
+                    shutil.copyfileobj(src, out, _CHUNK)
+        order = ("unverified", "downloaded", "verified")
+        return min(statuses, key=order.index), "+".join(digests)
+
+    def size_of(self, entry: RemoteFile) -> int:
+        """Bytes to download for ``entry`` (all pieces), from the lock file or figshare's API."""
+        total = 0
+        for i in range(len(entry.file_ids)):
+            piece = entry.piece(i) if entry.parts else entry
+            rec = self.lock.get(piece) or self._remote(piece)
+            total += int(rec["size"])
+        return total
 
     # messages -------------------------------------------------------------------------------------
     def _offline_message(self, entry: RemoteFile, e: _Unreachable) -> str:
@@ -949,7 +1174,7 @@ class _Run:
             f"  URL: {e.url}",
             f"  reason: {_reason(e.cause, self.opts)}",
             f"  Check the network connection (or HTTPS_PROXY) and run `{how}` again "
-            f"(connect timeout {self.opts.connect_timeout:g} s, set by {TIMEOUT_ENV}).",
+            f"(timeout {self.opts.connect_timeout:g} s, set by --timeout or {TIMEOUT_ENV}).",
         ]
         if part.exists():
             lines.append(f"  The partial download {part} is kept; the next run resumes it.")
@@ -976,6 +1201,7 @@ def download(
     subjects: Sequence[str] | None = None,
     names: Sequence[str] | None = None,
     options: DownloadOptions | None = None,
+    dnn_dirs: Sequence[str] | None = None,
     **kwargs,
 ) -> list[Outcome]:
     """Make sure the selected remote files are in place under the data root ``root``, verified.
@@ -984,9 +1210,9 @@ def download(
     ----------
     root : path-like
         The data root (:func:`bhscore.paths.data_root`).
-    group : {'fmri', 'features', 'accuracy', 'all'}
-    subjects, names : sequence of str, optional
-        See :func:`select`.
+    group : {'fmri', 'features', 'accuracy', 'all', 'features-all'}
+    subjects, names, dnn_dirs : sequence of str, optional
+        See :func:`select`. ``'features-all'`` first checks the free disk space (:func:`preflight`).
     options : DownloadOptions, optional
         Or its fields as keyword arguments (``api_base=..., connect_timeout=...``).
 
@@ -1005,7 +1231,76 @@ def download(
     """
     opts = (options or DownloadOptions(**kwargs)).resolved()
     run = _Run(Path(root), opts)
-    return [run.ensure(entry) for entry in select(group, subjects, names)]
+    entries = select(group, subjects, names, dnn_dirs)
+    if group == FEATURES_ALL:
+        plan = preflight(root, entries, options=opts)
+        if not plan.fits:
+            raise DownloadError(plan.refusal())
+    return [run.ensure(entry) for entry in entries]
+
+
+@dataclass(frozen=True)
+class Preflight:
+    """Size of a download and the disk it needs, known before it starts (:func:`preflight`).
+
+    Attributes
+    ----------
+    n_bytes : int
+        Bytes still to download (entries not yet complete).
+    need_bytes : int
+        Free space needed: the unpacked trees (taken as large as the zips: ``.mat`` arrays barely compress)
+        plus the largest zip kept while it unpacks (twice that for a zip joined from pieces).
+    free_bytes : int
+        Free space on the data root's file system now.
+    n_pending, n_complete : int
+        Entries to fetch, and entries already complete (no request).
+    """
+
+    n_bytes: int
+    need_bytes: int
+    free_bytes: int
+    n_pending: int
+    n_complete: int
+    root: Path
+
+    @property
+    def fits(self) -> bool:
+        return self.need_bytes <= self.free_bytes
+
+    def describe(self) -> str:
+        return (f"{self.n_pending} archive(s) to fetch ({self.n_complete} complete): {_human(self.n_bytes)} to "
+                f"download, needs {_human(self.need_bytes)} free, {_human(self.free_bytes)} free in {self.root}")  # fmt: skip
+
+    def refusal(self) -> str:
+        return (f"not enough disk space for the download: {self.describe()}; free "
+                f"{_human(self.need_bytes - self.free_bytes)} or choose fewer DNNs (--dnn)")  # fmt: skip
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1000:
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def preflight(
+    root: str | os.PathLike, entries: Sequence[RemoteFile], options: DownloadOptions | None = None
+) -> Preflight:
+    """Sizes (lock file, else figshare's API: recorded) and the free-disk check of the incomplete ``entries``."""
+    opts = (options or DownloadOptions()).resolved()
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    run = _Run(root, opts)
+    pending = [e for e, state in status(root, entries) if state != "complete"]
+    try:
+        sizes = {e.name: run.size_of(e) for e in pending}
+    except _Unreachable as e:
+        raise NetworkError(run._offline_message(pending[0], e)) from None
+    transient = max((sizes[e.name] * (2 if e.parts else 1) for e in pending), default=0)
+    total = sum(sizes.values())
+    return Preflight(total, total + transient, shutil.disk_usage(root).free, len(pending),
+                     len(entries) - len(pending), root)  # fmt: skip
 
 
 def status(

@@ -20,57 +20,56 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from bhscore.decoding import DataStore, RidgeOptions, TrainingInputs, fit_predict, sample_rows, write_outputs
+from bhscore.decoding import (
+    DataStore,
+    ResultWriter,
+    RidgeOptions,
+    TrainingInputs,
+    _require_outputs,
+    fit_predict,
+    sample_rows,
+)
 
 log = logging.getLogger(__name__)
 
 
-def run_encoding_group(
-    store: DataStore,
-    dnn: str,
-    layer: str,
-    subject: str,
-    rois: Sequence[str],
-    options: RidgeOptions,
-    save_model: bool = False,
-    on_done=None,
-) -> None:
-    """Encode the voxels of ``rois`` of one subject from one layer (one fit for all the ROIs).
+def run_encoding_group(store: DataStore, jobs: Sequence, options: RidgeOptions, writer: ResultWriter, on_done=None):
+    """Encode the voxels of several ROIs of one subject from one layer (one fit for all the ROIs).
 
     Parameters
     ----------
     store : DataStore
-    dnn, layer, subject : str
-    rois : sequence of str
+    jobs : sequence of bhscore.jobs.Job
+        Encoding jobs with the same DNN, layer and subject (one per ROI).
     options : RidgeOptions
-    save_model : bool
-        Also write the trained encoders (bdmodel), one per ROI.
+    writer : ResultWriter
     on_done : callable, optional
-        Called with each ROI once its accuracy file is written.
+        Called with each job once its accuracy file is written.
     """
     from bhscore.paths import TEST, TRAINING
 
+    dnn, layer, subject = jobs[0].dnn, jobs[0].layer, jobs[0].subject
     fm = store.fmri(subject)
     train_images = fm.train_images
     what = f"{dnn} layer {layer!r} for {subject}"
     F_train = store.features(dnn, layer, TRAINING, train_images)  # (n_images, n_units)
+    _require_outputs(F_train.shape[1], f"features of {what}")
     rows = sample_rows(fm.train_labels, train_images, what)
     inputs = TrainingInputs(F_train, options, rows=rows)
-    X_test = store.features(dnn, layer, TEST, fm.test_names)
-    Y_train = np.hstack([fm.train[r] for r in rois])
-    Y_test = np.hstack([fm.test[r] for r in rois])
-    log.debug(
-        "encoding %s %s %s %s: X %s, Y %s", dnn, layer, subject, list(rois), F_train.shape, Y_train.shape
-    )
+    X_test, n_bad = store.features_checked(dnn, layer, TEST, fm.test_names)
+    for job in jobs:
+        _require_outputs(fm.train[job.roi].shape[1],
+                         f"ROI {job.roi!r} of {subject} ({store.layout.fmri_file(subject, TRAINING)})")  # fmt: skip
+    Y_train = np.hstack([fm.train[j.roi] for j in jobs])
+    Y_test = np.hstack([fm.test[j.roi] for j in jobs])
+    log.debug("encoding %s %s %s %s: X %s, Y %s", dnn, layer, subject, [j.roi for j in jobs], F_train.shape,
+              Y_train.shape)  # fmt: skip
     outcome = fit_predict(inputs, Y_train, X_test, Y_test)
     start = 0
-    dnn_dir = store.settings.dnn(dnn).dir
-    for roi in rois:
-        cols = slice(start, start + fm.train[roi].shape[1])
+    for job in jobs:
+        cols = slice(start, start + fm.train[job.roi].shape[1])
         start = cols.stop
-        write_outputs(
-            store.layout, "encoding", dnn_dir, layer, subject, roi, outcome.subset(cols), inputs.zs,
-            fm.test_names, save_model=save_model,
-        )  # fmt: skip
+        non_finite = {k: v for k, v in (("fmri_test", fm.non_finite.get(job.roi, 0)), ("features_test", n_bad)) if v}
+        writer.write(job, outcome.subset(cols), inputs.zs, fm.test_names, len(fm.train_labels), non_finite)
         if on_done is not None:
-            on_done(roi)
+            on_done(job)

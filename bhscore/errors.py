@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -37,3 +38,40 @@ class CorruptFileError(UserError):
     def __init__(self, path: str | Path, reason: str):
         self.path = Path(path)
         super().__init__(f"cannot read {self.path}: {reason}\n  delete it and re-create or re-download it")
+
+
+class MissingItemError(UserError, LookupError):
+    """A readable file lacks the asked-for item (a variable, an ROI); the message names what the file has.
+
+    Unlike :class:`CorruptFileError` the file itself is fine: re-downloading it would not help, asking for
+    an item it has would.
+
+    Parameters
+    ----------
+    path : path-like
+        The file.
+    kind : str
+        What was asked for (``"variable"``, ``"ROI"``).
+    name : str
+        The item's name.
+    available : sequence of str, optional
+        The items of that kind the file has (listed in the message).
+    problem : str, optional
+        Instead of "has no <kind>": what is wrong with the item that is there (``"has no voxels"``).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        kind: str,
+        name: str,
+        available: Sequence[str] = (),
+        problem: str | None = None,
+    ):
+        self.path = Path(path)
+        self.kind, self.name, self.available = kind, name, list(available)
+        if problem is None:
+            msg = f"{self.path} has no {kind} {name!r}; it has: {', '.join(self.available) or 'none'}"
+        else:
+            msg = f"{self.path}: {kind} {name!r} {problem}"
+        super().__init__(msg)

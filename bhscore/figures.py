@@ -7,12 +7,19 @@ accuracy trees with the functions of :mod:`bhscore.score`; each DNN's accuracy f
 Files written by :func:`write_tables` into the figures directory::
 
     bhscores.csv                         the score table (columns bhscore.score.TABLE_COLUMNS), settings' filter
+    bhscores.provenance.json             what the scores were computed from (bhscore.score.table_provenance)
     tables/fig3a_ranking.csv             dnn, rank, component, score, ci_low, ci_high
     tables/correlations.csv              x, y, rho, p_value, n (Spearman over DNNs)
     tables/figS1_top_roi_fractions.csv   dnn, layer_index, layer, depth, roi_index, roi, count, n_kept, n_items,
                                          fraction, p_method
     tables/fig_filter_comparison.csv     dnn, component, p_method, score, rank, n_kept, n_items
     tables/fig_accuracy_profiles.csv     dnn, kind, layer_index, layer, depth, roi_index, roi, mean_accuracy
+    tables/dnn_stats.csv                 per DNN: per-subject scores, their s.d., layer-order null p-values,
+                                         compact letters (bhscore.stats.dnn_stats_columns)
+    tables/pairwise.csv                  every pair of DNNs: difference, CI, p, Holm (bhscore.stats.pairwise_table)
+
+Every table with a ``dnn`` column also has each DNN's accuracy sources and parameter sets
+(:data:`SOURCE_COLUMNS`).
 
 ``bhscores.csv`` is written last, so its presence means the whole set is complete.
 
@@ -28,11 +35,12 @@ Examples
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -60,6 +68,9 @@ FIGURES = {
     "fig_filter_comparison": "Legacy (published) vs corrected significance filter: each DNN's score and rank "
     "under both, and how the ranking changes.",
     "fig_accuracy_profiles": "For every DNN, a layer x ROI heatmap of the mean decoding accuracy.",
+    "fig_pairwise": "Which DNNs differ? Paired bootstrap differences of the averaged BH score for every pair "
+    "(Holm-adjusted), and the ranking with compact letters: DNNs sharing a letter are not distinguishable.",
+    "fig_subject_scores": "Each subject's BH scores next to the pooled score, per DNN: do the subjects agree?",
 }
 
 #: The score table, relative to the figures directory.
@@ -90,6 +101,8 @@ class FigureTables:
     top_roi_fractions: pd.DataFrame
     filter_comparison: pd.DataFrame
     accuracy_profiles: pd.DataFrame
+    dnn_stats: pd.DataFrame
+    pairwise: pd.DataFrame
     scores: pd.DataFrame  # last: written last
 
     def correlation(self, x: str, y: str) -> dict:
@@ -102,6 +115,9 @@ class FigureTables:
         return hit.iloc[0].to_dict()
 
 
+#: The score table's provenance record, beside it.
+PROVENANCE_FILE = "bhscores.provenance.json"
+
 #: Where each table lives, relative to the figures directory (the score table last).
 TABLE_FILES = {
     "ranking": "tables/fig3a_ranking.csv",
@@ -109,6 +125,8 @@ TABLE_FILES = {
     "top_roi_fractions": "tables/figS1_top_roi_fractions.csv",
     "filter_comparison": "tables/fig_filter_comparison.csv",
     "accuracy_profiles": "tables/fig_accuracy_profiles.csv",
+    "dnn_stats": "tables/dnn_stats.csv",
+    "pairwise": "tables/pairwise.csv",
     "scores": SCORE_TABLE,
 }
 
@@ -136,6 +154,8 @@ class DNNFigureData:
     counts: np.ndarray
     n_items: np.ndarray
     profile: np.ndarray
+    sources: dict = field(default_factory=dict)
+    tops: object = None  # bhscore.stats.ItemTops: per-subject item tops for the statistics
 
 
 def other_p_method(method: str) -> str:
@@ -151,17 +171,23 @@ def dnn_figure_data(settings, dnn: str) -> DNNFigureData:
     The score row equals ``bhscore.score.score_table(settings, [dnn])``'s row.
     """
     from bhscore import score as bhs
+    from bhscore import stats
 
     tree = bhs.AccuracyTree(settings, dnn)
-    dec = tree.decoding_levels()
-    enc = tree.encoding_levels(settings.analysis.score.encoding_voxel_subsample)
+    # each subject's levels, every file read once; pooled they are tree.decoding_levels() / encoding_levels()
+    dec_by_subject = tree.levels_by_subject("decoding")
+    enc_by_subject = tree.levels_by_subject("encoding", settings.analysis.score.encoding_voxel_subsample)
+    dec, enc = stats.pool_subjects(dec_by_subject), stats.pool_subjects(enc_by_subject)
     n = tree.n_samples
     method = settings.analysis.score.p_method
     other = other_p_method(method)
+    sources = tree.source_record()
     main = bhs.score_from_levels(dnn, dec, enc, n, bhs.ScoreOptions.from_settings(settings, p_method=method))
+    main = replace(main, sources=sources)
     alt = bhs.score_from_levels(
         dnn, dec, enc, n, bhs.ScoreOptions.from_settings(settings, p_method=other, n_bootstrap=0)
     )
+    alt = replace(alt, sources=sources)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN (layer, ROI): NaN mean
         profile = np.stack([np.nanmean(level, axis=1) for level in dec])
@@ -171,6 +197,8 @@ def dnn_figure_data(settings, dnn: str) -> DNNFigureData:
         counts=main.decoding_counts,
         n_items=main.decoding_n_items,
         profile=profile,
+        sources=sources,
+        tops=stats.item_tops(dnn, dec_by_subject, enc_by_subject, n, method, settings.analysis.score.p_threshold),
     )
 
 
@@ -193,6 +221,7 @@ def compute_tables(settings, dnns: Sequence[str] | None = None, progress: bool =
     from tqdm.auto import tqdm
 
     from bhscore import score as bhs
+    from bhscore import stats
 
     names = list(settings.dnns) if dnns is None else list(dnns)
     for name in names:
@@ -202,17 +231,33 @@ def compute_tables(settings, dnns: Sequence[str] | None = None, progress: bool =
         data[name] = dnn_figure_data(settings, name)
     scores = pd.DataFrame([d.row for d in data.values()], columns=bhs.TABLE_COLUMNS)
     other = pd.DataFrame([d.other_row for d in data.values()], columns=bhs.TABLE_COLUMNS)
+    scores.attrs["provenance"] = bhs.table_provenance(settings, {name: d.sources for name, d in data.items()})
     filt = filter_comparison_table(scores, other)
+    # per-subject scores, layer-order nulls, every pair's paired comparison (bhscore.stats)
+    dnn_stats = stats.compute_stats([d.tops for d in data.values()], bhs.ScoreOptions.from_settings(settings))
     return FigureTables(
-        ranking=ranking_table(scores),
+        ranking=with_sources(ranking_table(scores), scores),
         correlations=correlation_table(scores, filt),
-        top_roi_fractions=top_roi_fraction_table(
-            settings, data, scores["p_method"].iloc[0] if len(scores) else ""
+        top_roi_fractions=with_sources(
+            top_roi_fraction_table(settings, data, scores["p_method"].iloc[0] if len(scores) else ""), scores
         ),
-        filter_comparison=filt,
-        accuracy_profiles=accuracy_profile_table(settings, data),
+        filter_comparison=with_sources(filt, scores),
+        accuracy_profiles=with_sources(accuracy_profile_table(settings, data), scores),
+        dnn_stats=dnn_stats.dnn_stats,
+        pairwise=dnn_stats.pairwise,
         scores=scores,
     )
+
+
+SOURCE_COLUMNS = ["decoding_source", "decoding_params", "encoding_source", "encoding_params"]
+
+
+def with_sources(table: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
+    """``table`` (one or more rows per DNN) with each DNN's accuracy sources and parameter sets appended."""
+    if table.empty or "dnn" not in table:
+        return table
+    keep = [c for c in SOURCE_COLUMNS if c not in table]
+    return table.merge(scores[["dnn", *keep]], on="dnn", how="left", validate="many_to_one")
 
 
 def _rank(values: pd.Series) -> pd.Series:
@@ -434,6 +479,11 @@ def write_tables(tables: FigureTables, out_dir: str | os.PathLike) -> list[Path]
 
     out_dir = Path(out_dir)
     written = []
+    provenance = tables.scores.attrs.get("provenance")
+    if provenance is not None:  # what the scores were computed from, beside bhscores.csv
+        path = out_dir / PROVENANCE_FILE
+        atomic_write_text(path, json.dumps(provenance, indent=1) + "\n")
+        written.append(path)
     for f in fields(FigureTables):  # 'scores' is the last field
         path = out_dir / TABLE_FILES[f.name]
         atomic_write_text(path, getattr(tables, f.name).to_csv(index=False))
@@ -529,33 +579,41 @@ def load_tables(
 
 
 def accuracy_files(settings, dnns: Sequence[str] | None = None) -> list[Path]:
-    """Every accuracy file the tables read: (kind, DNN, layer, subject, ROI) in settings order."""
+    """Every accuracy file the tables read, from each DNN's source: (kind, DNN, layer, subject, ROI) order."""
+    from bhscore.sources import accuracy_paths
+
+    return [path for _, path in accuracy_paths(settings, dnns)]
+
+
+def missing_accuracies(settings, dnns: Sequence[str] | None = None) -> dict[str, list[Path]]:
+    """The accuracy files the tables need that do not exist, by source (``published`` / ``computed``)."""
+    from bhscore.sources import COMPUTED, PUBLISHED, accuracy_paths
+
+    out: dict[str, list[Path]] = {PUBLISHED: [], COMPUTED: []}
+    for src, path in accuracy_paths(settings, dnns):
+        if not path.is_file():
+            out[src.source].append(path)
+    return out
+
+
+def describe_missing(missing: dict[str, list[Path]], settings, shown: int = 3) -> str:
+    """A message naming the missing accuracy files (a few per source) and how to get them."""
+    from bhscore.sources import COMPUTED, PUBLISHED
+
     layout = Layout.from_settings(settings)
-    names = list(settings.dnns) if dnns is None else list(dnns)
-    return [
-        layout.accuracy_file(kind, settings.dnns[name].dir, layer, subject, roi)
-        for kind in ("decoding", "encoding")
-        for name in names
-        for layer in settings.dnns[name].layers
-        for subject in settings.subjects
-        for roi in settings.rois
-    ]
-
-
-def missing_accuracies(settings, dnns: Sequence[str] | None = None) -> list[Path]:
-    """The accuracy files of :func:`accuracy_files` that do not exist."""
-    return [p for p in accuracy_files(settings, dnns) if not p.is_file()]
-
-
-def describe_missing(missing: Sequence[Path], settings, shown: int = 3) -> str:
-    """A message naming the missing accuracy files (a few) and how to get them."""
-    root = Layout.from_settings(settings).root
-    lines = [f"{len(missing)} accuracy file(s) missing under the data root {root}, e.g.:"]
-    lines += [f"  {p}" for p in missing[:shown]]
-    lines.append(
-        "  get the published accuracies with `make download-accuracy`, or compute them with "
-        "`bhscore decode` / `bhscore encode` (set the data root with the settings' data_root or $BHSCORE_DATA)"
-    )
+    lines = []
+    if missing.get(PUBLISHED):
+        lines.append(f"{len(missing[PUBLISHED])} published accuracy file(s) missing under {layout.published_root}, e.g.:")
+        lines += [f"  {p}" for p in missing[PUBLISHED][:shown]]
+        lines.append("  get them with `make download-accuracy` (nothing computed is touched)")
+    if missing.get(COMPUTED):
+        lines.append(f"{len(missing[COMPUTED])} computed accuracy file(s) missing under {layout.computed_root}, e.g.:")
+        lines += [f"  {p}" for p in missing[COMPUTED][:shown]]
+        lines.append("  compute them with `bhscore decode` / `bhscore encode` (`--list` shows what is missing or stale)")
+    legacy = layout.legacy_trees()
+    if legacy:
+        lines.append(f"  results in the pre-0.2 layout ({legacy[0]}) are not read: move them with `bhscore migrate`")
+    lines.append("  (analysis.score.accuracy_source, or a DNN's accuracy_source, chooses published or computed)")
     return "\n".join(lines)
 
 

@@ -14,15 +14,13 @@ never listed by the readers (nor by bdpy's ``Features``, which globs ``*.mat``).
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import hashlib
 import json
 import logging
 import os
-import tempfile
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,14 +29,12 @@ import hdf5storage
 import numpy as np
 import scipy.io
 
-from bhscore.errors import CorruptFileError, MissingDataError
+from bhscore.atomic import atomic_path, atomic_save_npy, atomic_write_text  # noqa: F401
+from bhscore.errors import CorruptFileError, MissingDataError, MissingItemError, UserError
 
 log = logging.getLogger(__name__)
 
 FEATURE_KEY = "feat"
-_umask = os.umask(0o022)
-os.umask(_umask)
-_FILE_MODE = 0o666 & ~_umask
 ACCURACY_KEY = "accuracy"
 
 # -------------------------------------------------------------------------------------------------
@@ -46,39 +42,7 @@ ACCURACY_KEY = "accuracy"
 # -------------------------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` when the block succeeds.
-
-    The temporary name is hidden (starts with ``.``) and keeps the suffix of ``path`` (some writers, like
-    hdf5storage, care about it). On error the temporary file is removed and nothing appears at ``path``.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    os.chmod(tmp_path, _FILE_MODE)  # mkstemp makes 0600 files; outputs get the usual umask-based mode
-    try:
-        yield tmp_path
-        os.replace(tmp_path, path)
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` atomically."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
-    return Path(path)
-
-
-def atomic_save_npy(path: str | os.PathLike, array: np.ndarray) -> Path:
-    """Save ``array`` as ``.npy`` atomically."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.save(f, array)
-    return Path(path)
+# atomic_path, atomic_write_text, atomic_save_npy: bhscore.atomic (re-exported here)
 
 
 # -------------------------------------------------------------------------------------------------
@@ -109,6 +73,9 @@ _MAT73_CLASSES = {
     np.uint32: "uint32",
     np.uint64: "uint64",
 }
+#: MATLAB class -> numpy dtype name (reading empty arrays)
+_MAT73_DTYPES = {cls: np.dtype(t).name for t, cls in _MAT73_CLASSES.items()}
+_MAT73_DTYPES.update(logical="bool", char="uint16")
 _MAT73_USERBLOCK = 512
 # hdf5storage's defaults: datasets of 16 KiB or more are chunked and gzip-compressed
 _MAT73_COMPRESS_BYTES = 16 * 1024
@@ -241,10 +208,69 @@ def _is_hdf5(path: Path) -> bool:
 def load_mat_array(path: str | os.PathLike, key: str) -> np.ndarray:
     """Read array ``key`` from a MAT file of either flavour (v7.3/HDF5 or v5), with its original shape.
 
-    In MAT v7.3 files the array is stored with its axes reversed (MATLAB's column-major order); reading the
-    dataset and transposing restores the shape the writer passed, as hdf5storage does.
+    MAT v7.3 datasets are read as hdf5storage reads them (see :func:`_read_h5_array`): axes reversed back,
+    empty-array markers honoured; plain HDF5 datasets come back as stored.
     """
     return load_mat_arrays(path, [key])[key]
+
+
+def _attr_text(attrs: h5py.AttributeManager, name: str) -> str | None:
+    value = attrs.get(name)
+    if value is None:
+        return None
+    value = np.asarray(value).ravel()[0] if np.ndim(value) else value
+    return value.decode("ascii", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _attr_flag(attrs: h5py.AttributeManager, name: str) -> bool:
+    """Whether attribute ``name`` is present and equal to 1 (hdf5storage writes uint8, MATLAB uint32)."""
+    value = np.asarray(attrs.get(name, 0)).ravel()
+    return value.size > 0 and int(value[0]) == 1
+
+
+def _read_h5_array(ds: h5py.Dataset) -> np.ndarray:
+    """A dataset as hdf5storage 0.2 returns it.
+
+    - The axes are reversed (MATLAB's column-major order) only when the dataset carries MATLAB/hdf5storage
+      attributes (``MATLAB_class`` or ``Python.Shape``); a plain HDF5 dataset (h5py, Julia, ...) is returned
+      as stored.
+    - An empty array is stored as its *shape vector* (uint64) with the attribute ``MATLAB_empty`` = 1 (and
+      ``Python.Empty`` = 1 from hdf5storage): MATLAB and hdf5storage write the dimensions in MATLAB's order,
+      e.g. ``[1, 0]`` for a (1, 0) array. The result is an empty array of ``Python.Shape`` if present, else of
+      that vector, with the dtype of ``Python.numpy.UnderlyingType`` or ``MATLAB_class``.
+    - A ``Python.Shape`` with the same number of elements reshapes the result (a 1-D array written as a
+      column comes back 1-D).
+    """
+    attrs = ds.attrs
+    matlab_class = _attr_text(attrs, "MATLAB_class")
+    python_shape = attrs.get("Python.Shape")
+    if _attr_flag(attrs, "MATLAB_empty") or _attr_flag(attrs, "Python.Empty"):
+        if python_shape is not None:
+            shape = tuple(int(n) for n in np.asarray(python_shape).ravel())
+        else:
+            shape = tuple(int(n) for n in np.asarray(ds[()]).ravel())
+        dtype = _attr_text(attrs, "Python.numpy.UnderlyingType") or _MAT73_DTYPES.get(matlab_class, "float64")
+        try:
+            return np.zeros(shape, dtype=np.dtype(dtype))
+        except TypeError:  # a string/struct class: only the shape matters to us
+            return np.zeros(shape)
+    data = np.asarray(ds[()])
+    if matlab_class is None and python_shape is None:
+        return data
+    data = data.T
+    if python_shape is not None:
+        shape = tuple(int(n) for n in np.asarray(python_shape).ravel())
+        if shape != data.shape and int(np.prod(shape)) == data.size:
+            data = data.reshape(shape)
+    return data
+
+
+def _mat_variables(path: Path) -> list[str]:
+    """The variable names of a MAT v5 file (for messages)."""
+    try:
+        return [name for name, _, _ in scipy.io.whosmat(path)]
+    except Exception:  # noqa: BLE001 - only used to word a message
+        return []
 
 
 def load_mat_arrays(
@@ -252,25 +278,39 @@ def load_mat_arrays(
 ) -> dict[str, np.ndarray]:
     """Read several arrays from one MAT file in a single open (see :func:`load_mat_array`).
 
-    ``keys`` must be present (else :class:`CorruptFileError`); ``optional`` ones are returned when present.
+    ``keys`` must be present, ``optional`` ones are returned when present.
+
+    Raises
+    ------
+    MissingDataError
+        No file at ``path``.
+    CorruptFileError
+        The file is empty, truncated or not a MAT file.
+    MissingItemError
+        A valid MAT file without one of ``keys`` (the message lists the variables it has).
     """
     path = Path(path)
     if not path.exists():
         raise MissingDataError(path)
     wanted = [*keys, *optional]
+    hdf5 = _is_hdf5(path)
     try:
-        if _is_hdf5(path):
+        if hdf5:
             with h5py.File(path, "r") as f:
-                out = {k: np.asarray(f[k][()]).T for k in wanted if k in f}
-                have = list(f.keys())
+                have = [k for k in f.keys() if k != "#refs#"]  # '#refs#' holds MATLAB's cell/struct data
+                for k in keys:
+                    if k in f and not isinstance(f[k], h5py.Dataset):
+                        problem = "is a struct or cell, not an array"
+                        raise MissingItemError(path, "variable", k, problem=problem)
+                out = {k: _read_h5_array(f[k]) for k in wanted if isinstance(f.get(k), h5py.Dataset)}
         else:
             out = {k: np.asarray(v) for k, v in scipy.io.loadmat(path, variable_names=wanted).items() if k in wanted}
-            have = list(out)
-    except (OSError, ValueError, IndexError, TypeError, scipy.io.matlab.MatReadError) as e:
+    except (OSError, ValueError, IndexError, TypeError, KeyError, EOFError,
+            scipy.io.matlab.MatReadError) as e:  # fmt: skip
         raise CorruptFileError(path, f"{type(e).__name__}: {e}") from None
     missing = [k for k in keys if k not in out]
     if missing:
-        raise CorruptFileError(path, f"no variable {missing[0]!r} (has: {', '.join(have) or 'none'})")
+        raise MissingItemError(path, "variable", missing[0], have if hdf5 else _mat_variables(path))
     return out
 
 
@@ -315,6 +355,15 @@ def read_fmri(path: str | os.PathLike, rois: Sequence[str]) -> FMRIData:
     Returns
     -------
     FMRIData
+
+    Raises
+    ------
+    MissingDataError
+        No file at ``path``.
+    CorruptFileError
+        Not a readable BData file.
+    MissingItemError
+        The file has no such ROI (the message lists the ROIs it has), or the ROI has no voxels.
     """
     import bdpy
 
@@ -330,8 +379,11 @@ def read_fmri(path: str | os.PathLike, rois: Sequence[str]) -> FMRIData:
     for roi in rois:
         if f"ROI_{roi}" not in keys:
             have = sorted(k.removeprefix("ROI_") for k in keys if k.startswith("ROI_"))
-            raise CorruptFileError(path, f"no ROI {roi!r} (metadata ROI_{roi}); ROIs in the file: {have}")
+            raise MissingItemError(path, "ROI", roi, have)
         out[roi] = np.asarray(bd.select(f"ROI_{roi} = 1", verbose=False), dtype=np.float64)
+        if out[roi].shape[1] == 0:
+            problem = f"has no voxels (metadata ROI_{roi} is 1 on no column)"
+            raise MissingItemError(path, "ROI", roi, problem=problem)
     try:
         labels = [str(x) for x in bd.get_label("stimulus_name")]
         image_index = np.asarray(bd.select("image_index", verbose=False)).ravel()
@@ -556,8 +608,11 @@ def read_layer(
         Keep the whole layer as ``<cache_dir>/<layer>.npy`` (sorted rows) and reuse it while no source file
         changed (names, sizes and modification times are fingerprinted), so later reads cost one array load.
     feature_index : mapping, optional
-        Layer -> unit indices to keep (a feature-index file). Applied only when the files hold the full layer
-        (more units than indices); files already holding the subset are used as they are.
+        Layer -> 0-based unit indices to keep (a feature-index file). Applied as bdpy's ``Features`` applies
+        it (columns ``data[:, index]``, in the index's order) whenever every index is a unit of the files,
+        so an index as long as the layer (a permutation) reorders the units. An index that points past the
+        files' units and is as long as them describes files that already hold the subset (extracted with
+        this index); they are used as they are. Any other mismatch raises :class:`UserError`.
 
     Returns
     -------
@@ -600,10 +655,31 @@ def read_layer(
         pos = {n: i for i, n in enumerate(all_labels)}
         data = data[np.array([pos[n] for n in labels], dtype=np.int64)]
     if feature_index is not None and layer in feature_index:
-        ix = np.asarray(feature_index[layer])
-        if data.shape[1] > ix.size:
-            data = data[:, ix]
+        data = _apply_feature_index(data, np.asarray(feature_index[layer]).ravel(), layer, layer_dir)
     return np.ascontiguousarray(data, dtype=np.float32)
+
+
+def _apply_feature_index(data: np.ndarray, index: np.ndarray, layer: str, layer_dir: Path) -> np.ndarray:
+    """``data[:, index]`` as bdpy does, unless the files already hold the indexed subset (see read_layer).
+
+    Parameters
+    ----------
+    data : ndarray of shape (n_images, n_units)
+    index : ndarray of shape (k,), int
+    """
+    n_units = data.shape[1]
+    if index.size and not np.issubdtype(index.dtype, np.integer):
+        raise UserError(f"the feature index of layer {layer!r} holds {index.dtype} values, not unit numbers")
+    in_range = index.size == 0 or (index.min() >= 0 and index.max() < n_units)
+    if in_range:
+        return data[:, index]
+    if index.size == n_units:  # the files hold the indexed units already
+        return data
+    raise UserError(
+        f"the feature index of layer {layer!r} has {index.size} unit indices ({index.min()}..{index.max()}), "
+        f"but the files in {layer_dir} hold {n_units} units; the index file belongs to another network or "
+        "extraction (re-extract the features, or remove the index file)"
+    )
 
 
 def _read_layer_files(layer_dir: Path, labels: Sequence[str]) -> np.ndarray:
@@ -630,7 +706,12 @@ def _read_layer_files(layer_dir: Path, labels: Sequence[str]) -> np.ndarray:
 # -------------------------------------------------------------------------------------------------
 
 
-def write_accuracy(path: str | os.PathLike, accuracy: np.ndarray, n_samples: int | None = None) -> Path:
+def write_accuracy(
+    path: str | os.PathLike,
+    accuracy: np.ndarray,
+    n_samples: int | None = None,
+    provenance: Mapping[str, object] | None = None,
+) -> Path:
     """Write an accuracy file (MAT v7.3, key ``accuracy``, float32, shape (1, n)), atomically.
 
     Parameters
@@ -641,27 +722,69 @@ def write_accuracy(path: str | os.PathLike, accuracy: np.ndarray, n_samples: int
     n_samples : int, optional
         Number of test images behind each r; stored as the extra variable ``n_samples`` so that the
         significance test reads it from the data.
+    provenance : mapping, optional
+        The provenance record (:mod:`bhscore.provenance`), stored as the extra variable ``provenance``
+        (uint8 bytes of its JSON). bdpy, hdf5storage and MATLAB read the file as before.
     """
+    from bhscore.provenance import PROVENANCE_KEY, encode_record
+
     mapping: dict[str, object] = {ACCURACY_KEY: np.asarray(accuracy, dtype=np.float32).reshape(1, -1)}
     if n_samples is not None:
         mapping["n_samples"] = np.array([[n_samples]], dtype=np.float64)
+    if provenance is not None:
+        mapping[PROVENANCE_KEY] = encode_record(provenance)
     _savemat_v73(Path(path), mapping)
     return Path(path)
 
 
-def read_accuracy(path: str | os.PathLike) -> tuple[np.ndarray, int | None]:
-    """Read an accuracy file.
+@dataclass
+class AccuracyFile:
+    """The content of one accuracy file.
 
-    Returns
-    -------
+    Attributes
+    ----------
     accuracy : ndarray of shape (n,), float64
         Flattened (C order) accuracies.
     n_samples : int or None
         Test images behind each accuracy, if the file records it.
+    provenance : dict or None
+        The provenance record, if the file has one (computed by bhscore >= 0.2).
     """
-    arrays = load_mat_arrays(path, [ACCURACY_KEY], optional=["n_samples"])
+
+    accuracy: np.ndarray
+    n_samples: int | None
+    provenance: dict | None
+
+
+def read_accuracy_file(path: str | os.PathLike) -> AccuracyFile:
+    """Read an accuracy file with its optional ``n_samples`` and ``provenance`` (one open).
+
+    Raises
+    ------
+    MissingDataError, CorruptFileError
+        No file; an unreadable file, or a provenance variable that is not a record.
+    """
+    from bhscore.provenance import PROVENANCE_KEY, decode_record
+
+    arrays = load_mat_arrays(path, [ACCURACY_KEY], optional=["n_samples", PROVENANCE_KEY])
     n = arrays.get("n_samples")
-    return arrays[ACCURACY_KEY].astype(np.float64).ravel(), None if n is None else int(n.ravel()[0])
+    record = None
+    if PROVENANCE_KEY in arrays:
+        try:
+            record = decode_record(arrays[PROVENANCE_KEY])
+        except (ValueError, UnicodeDecodeError) as e:
+            raise CorruptFileError(path, f"its provenance record is unreadable ({e})") from None
+    return AccuracyFile(
+        accuracy=arrays[ACCURACY_KEY].astype(np.float64).ravel(),
+        n_samples=None if n is None or n.size == 0 else int(n.ravel()[0]),
+        provenance=record,
+    )
+
+
+def read_accuracy(path: str | os.PathLike) -> tuple[np.ndarray, int | None]:
+    """Read an accuracy file: (accuracy of shape (n,) float64, n_samples or None); see :func:`read_accuracy_file`."""
+    f = read_accuracy_file(path)
+    return f.accuracy, f.n_samples
 
 
 # -------------------------------------------------------------------------------------------------

@@ -3,8 +3,16 @@
 Roots
 -----
 - data root: ``settings.data_root`` resolved against the settings file's directory, overridden by the
-  ``BHSCORE_DATA`` environment variable. It holds the downloads and everything computed from them, in the
-  layout of the original repository (``fmri/``, ``features/``, ``decoding_accuracy/``, ...).
+  ``BHSCORE_DATA`` environment variable. It holds the inputs in the layout of the original repository
+  (``fmri/``, ``features/``), and two separate result trees:
+
+  - ``published/{decoding,encoding}_accuracy/ImageNetTest/<dir>/...``: the downloaded published accuracies,
+    written only by ``bhscore download``;
+  - ``computed/<kind>_accuracy/<set>/ImageNetTest/<dir>/...``: this machine's results, one folder per
+    parameter set (``<set>`` is a short digest of the parameters; ``params.json`` beside ``ImageNetTest``
+    spells them out), written only by ``bhscore decode``/``encode``; likewise ``computed/decoded_features/<set>``
+    and ``computed/<kind>_models/<set>``. Results replaced by a recomputation are moved to
+    ``computed/superseded/<time>/``, never deleted.
 - results root: ``BHSCORE_RESULTS`` or ``<data root>/results`` (score tables, caches).
 - figures root: ``BHSCORE_FIGURES`` or ``<repository>/figures``.
 """
@@ -49,6 +57,16 @@ def figures_root() -> Path:
     return Path(env).expanduser().resolve() if env else REPO_ROOT / "figures"
 
 
+#: The two directions of the analysis.
+KINDS = ("decoding", "encoding")
+
+
+def _check_kind(kind: str) -> str:
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    return kind
+
+
 def _check_split(split: str) -> str:
     if split not in SPLITS:
         raise ValueError(f"unknown stimulus set {split!r}; valid: {', '.join(SPLITS)}")
@@ -89,25 +107,91 @@ class Layout:
         """Per-layer array caches of a features tree."""
         return self.root / "cache" / "features" / _check_split(split) / dnn_dir
 
+    def features_all_dir(self, split: str, dnn_dir: str) -> Path:
+        """``features_all/<split>/<framework>/<network>``: every unit of each layer (the paper's encoding
+        inputs; ``bhscore download features-all``), one sub-directory per layer."""
+        return self.root / "features_all" / _check_split(split) / dnn_dir
+
+    def input_features(self, settings: Settings, kind: str, split: str, dnn: str) -> tuple[Path, Path]:
+        """The features tree that ``kind`` reads for DNN ``dnn``, and its cache folder.
+
+        Encoding with ``analysis.encoding.inputs = 'all_units'`` reads :meth:`features_all_dir`; everything
+        else :meth:`features_dir`.
+
+        Raises
+        ------
+        bhscore.errors.MissingDataError
+            All-units inputs asked for and their tree is absent (names the download command and 'subset').
+        """
+        dnn_dir = settings.dnn(dnn).dir
+        if _check_kind(kind) == "encoding" and settings.analysis.encoding.inputs == "all_units":
+            path = self.features_all_dir(split, dnn_dir)
+            if not path.is_dir():
+                from bhscore.errors import MissingDataError
+
+                raise MissingDataError(
+                    path, what="all-units features tree (analysis.encoding.inputs = 'all_units')",
+                    how=f"bhscore download features-all --dnn '{dnn}' (or set analysis.encoding.inputs to "
+                    "'subset': the 1000-unit features/, not the paper's analysis)",
+                )
+            return path, self.root / "cache" / "features_all" / split / dnn_dir
+        return self.features_dir(split, dnn_dir), self.feature_cache_dir(split, dnn_dir)
+
     # accuracies ------------------------------------------------------------------------------------
-    def accuracy_file(self, kind: str, dnn_dir: str, layer: str, subject: str, roi: str) -> Path:
-        """``<kind>_accuracy/ImageNetTest/<dir>/<layer>/<subject>/<roi>/accuracy.mat``."""
-        return self.accuracy_dir(kind, dnn_dir) / layer / subject / roi / "accuracy.mat"
+    @property
+    def published_root(self) -> Path:
+        """Downloaded published results (written only by ``bhscore download``)."""
+        return self.root / "published"
 
-    def accuracy_dir(self, kind: str, dnn_dir: str) -> Path:
-        if kind not in ("decoding", "encoding"):
-            raise ValueError(f"kind must be 'decoding' or 'encoding', got {kind!r}")
-        return self.root / f"{kind}_accuracy" / TEST / dnn_dir
+    @property
+    def computed_root(self) -> Path:
+        """This machine's results (written only by ``bhscore decode``/``encode``)."""
+        return self.root / "computed"
 
-    def decoded_features_dir(self, dnn_dir: str, layer: str, subject: str, roi: str) -> Path:
+    def published_accuracy_root(self, kind: str) -> Path:
+        """``published/<kind>_accuracy``: the published tree of ``kind``."""
+        return self.published_root / f"{_check_kind(kind)}_accuracy"
+
+    def param_set_dir(self, kind: str, set_id: str) -> Path:
+        """``computed/<kind>_accuracy/<set>``: one parameter set's accuracy tree and its ``params.json``."""
+        return self.computed_root / f"{_check_kind(kind)}_accuracy" / set_id
+
+    def accuracy_file(self, tree: Path, dnn_dir: str, layer: str, subject: str, roi: str) -> Path:
+        """``<tree>/ImageNetTest/<dir>/<layer>/<subject>/<roi>/accuracy.mat`` (``tree``: a published or
+        parameter-set accuracy root)."""
+        if not Path(tree).is_absolute():  # e.g. a kind name passed by mistake: never write relative to cwd
+            raise ValueError(f"tree must be an absolute accuracy root, got {tree!r}")
+        return accuracy_dnn_dir(tree, dnn_dir) / layer / subject / roi / "accuracy.mat"
+
+    def decoded_features_dir(self, set_id: str, dnn_dir: str, layer: str, subject: str, roi: str) -> Path:
         """Predicted test features, one ``<image>.mat`` each (optional decoding output)."""
-        return self.root / "decoded_features" / TEST / dnn_dir / layer / subject / roi
+        return self.computed_root / "decoded_features" / set_id / TEST / dnn_dir / layer / subject / roi
 
-    def model_dir(self, kind: str, dnn_dir: str, layer: str, subject: str, roi: str) -> Path:
+    def model_dir(self, kind: str, set_id: str, dnn_dir: str, layer: str, subject: str, roi: str) -> Path:
         """A trained model in bdpy's bdmodel layout (optional output)."""
-        return self.root / f"{kind}_models" / TRAINING / dnn_dir / layer / subject / roi / "model"
+        base = self.computed_root / f"{_check_kind(kind)}_models" / set_id
+        return base / TRAINING / dnn_dir / layer / subject / roi / "model"
 
-    # locks and results -----------------------------------------------------------------------------
+    def superseded_dir(self, stamp: str) -> Path:
+        """Where results replaced by a recomputation are moved (same relative paths as under computed/)."""
+        return self.computed_root / "superseded" / stamp
+
+    def legacy_trees(self) -> list[Path]:
+        """Result folders of the pre-provenance layout (bhscore 0.1) at the data root; see ``bhscore migrate``."""
+        names = (*(f"{k}_accuracy" for k in KINDS), "decoded_features", *(f"{k}_models" for k in KINDS))
+        return [self.root / n for n in names if (self.root / n).is_dir()]
+
+    # locks and caches ------------------------------------------------------------------------------
     @property
     def lock_dir(self) -> Path:
         return self.root / "locks"
+
+    @property
+    def digest_cache(self) -> Path:
+        """Content digests of input files, keyed by path, size and modification time."""
+        return self.root / "cache" / "digests.json"
+
+
+def accuracy_dnn_dir(tree: Path, dnn_dir: str) -> Path:
+    """``<tree>/ImageNetTest/<dir>``: one DNN's part of an accuracy tree."""
+    return Path(tree) / TEST / dnn_dir

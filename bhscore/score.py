@@ -21,14 +21,18 @@ resample of each level's items) cheap and fully vectorised.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import math
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 from scipy import stats
+
+from bhscore.errors import UserError
 
 P_METHODS = ("legacy", "corrected")
 
@@ -378,6 +382,8 @@ class DNNScore:
     encoding_counts: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.int64))
     encoding_n_items: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     n_samples: int | None = None
+    #: Per kind, what the score read (:meth:`AccuracyTree.source_record`); empty when scored from arrays.
+    sources: dict = field(default_factory=dict)
 
     @property
     def averaged(self) -> float:
@@ -477,44 +483,115 @@ def score_from_levels(
 # -------------------------------------------------------------------------------------------------
 
 
-def _accuracy_how(kind: str, dnn: str) -> str:
-    step = "decode" if kind == "decoding" else "encode"
-    return f"make download-accuracy (published accuracies), or bhscore {step} --dnn {dnn!r}"
+class MixedResultsError(UserError):
+    """The accuracy files of one DNN do not all come from one parameter set and one version of the inputs."""
 
 
 class AccuracyTree:
-    """The accuracy files of one DNN, read once.
+    """The accuracy files of one DNN, read once, from the source the settings choose.
+
+    Computed files must carry a provenance record of the current parameter set; their input fingerprints must
+    agree between files (one version of each subject's fMRI and of each layer's features). Every file's
+    item count is checked against the others of its layer (decoding: units) or subject and ROI (encoding:
+    voxels).
 
     Parameters
     ----------
     settings : bhscore.settings.Settings
     dnn : str
         A DNN name of ``settings.dnns``.
+    allow_mixed : bool
+        Accept computed files of other parameter sets or inputs (they are counted in :attr:`mixed`).
     """
 
-    def __init__(self, settings, dnn: str):
-        from bhscore.paths import Layout
+    def __init__(self, settings, dnn: str, allow_mixed: bool = False):
+        from bhscore.paths import KINDS, Layout
+        from bhscore.sources import accuracy_source
 
         self.settings = settings
         self.name = dnn
         self.dnn = settings.dnn(dnn)
         self.layout = Layout.from_settings(settings)
+        self.sources = {kind: accuracy_source(settings, dnn, kind, self.layout) for kind in KINDS}
+        self.allow_mixed = allow_mixed
+        self.files: dict[str, list[Path]] = {kind: [] for kind in KINDS}
+        self.mixed: list[str] = []
         self._n_seen: set[int] = set()
+        self._inputs_seen: dict[tuple, tuple[str, Path]] = {}
+
+    def path(self, kind: str, layer: str, subject: str, roi: str) -> Path:
+        return self.layout.accuracy_file(self.sources[kind].root, self.dnn.dir, layer, subject, roi)
 
     def read(self, kind: str, layer: str, subject: str, roi: str) -> np.ndarray:
         """One accuracy vector, shape (n_items,)."""
         from bhscore.errors import MissingDataError
-        from bhscore.formats import read_accuracy
+        from bhscore.formats import read_accuracy_file
 
-        path = self.layout.accuracy_file(kind, self.dnn.dir, layer, subject, roi)
+        src = self.sources[kind]
+        path = self.path(kind, layer, subject, roi)
         if not path.exists():
-            root = self.layout.accuracy_dir(kind, self.dnn.dir)
-            what = f"{kind} accuracy of {self.name} (tree {root})"
-            raise MissingDataError(path, how=_accuracy_how(kind, self.name), what=what)
-        acc, n = read_accuracy(path)
-        if n is not None:
-            self._n_seen.add(n)
-        return acc
+            what = f"{src.source} {kind} accuracy of {self.name} (tree {src.root})"
+            legacy = self.layout.legacy_trees()
+            how = src.how_to_make(self.name)
+            if legacy:
+                how += f"; accuracies in the pre-0.2 layout ({legacy[0]}) move with `bhscore migrate`"
+            raise MissingDataError(path, how=how, what=what)
+        content = read_accuracy_file(path)
+        if src.param_set is not None:
+            self._check_record(path, content.provenance, src)
+        if content.n_samples is not None:
+            self._n_seen.add(content.n_samples)
+        self.files[kind].append(path)
+        return content.accuracy
+
+    def _check_record(self, path: Path, record: dict | None, src) -> None:
+        """A computed file must be of the current parameter set and of the same inputs as the others."""
+        if record is None:
+            raise UserError(
+                f"{path} has no provenance record (written by bhscore 0.1 or another tool), so it is not "
+                f"known to be of parameter set {src.label}: recompute it ({src.how_to_make(self.name)}), "
+                "or adopt the old results with `bhscore migrate --adopt`"
+            )
+        problems = []
+        if record.get("param_set") != src.label:
+            problems.append(f"parameter set {record.get('param_set')}, not {src.label} "
+                            f"({src.param_set.changes_from(record.get('params', {}))})")  # fmt: skip
+        for name, fp in record.get("inputs", {}).items():
+            key = (name, fp.get("file") or fp.get("dir"))
+            seen = self._inputs_seen.setdefault(key, (fp.get("sha256"), path))
+            if seen[0] != fp.get("sha256"):
+                problems.append(f"made from another version of {key[1]} than {seen[1]}")
+        if problems:
+            if not self.allow_mixed:
+                raise MixedResultsError(
+                    f"{path}: {'; '.join(problems)}. Recompute the stale jobs ({src.how_to_make(self.name)}), "
+                    "or score anyway with --allow-mixed"
+                )
+            self.mixed.append(f"{path}: {'; '.join(problems)}")
+
+    def source_record(self) -> dict:
+        """What the score of this DNN used, per kind: source, parameter set, files read and their digest.
+
+        Call after reading the levels. The digest is a SHA-256 over the sorted (relative path, content SHA-256)
+        of every file read.
+        """
+        out: dict = {}
+        for kind, src in self.sources.items():
+            h = hashlib.sha256()
+            for path in sorted(self.files[kind]):
+                rel = path.relative_to(self.layout.root).as_posix()
+                h.update(f"{rel}\0{hashlib.sha256(path.read_bytes()).hexdigest()}\n".encode())
+            out[kind] = {
+                "source": src.source,
+                "param_set": src.label,
+                "params": None if src.param_set is None else src.param_set.params,
+                "tree": src.root.relative_to(self.layout.root).as_posix(),
+                "n_files": len(self.files[kind]),
+                "files_sha256": h.hexdigest(),
+            }
+        if self.mixed:
+            out["mixed"] = list(self.mixed)
+        return out
 
     @property
     def n_samples(self) -> int:
@@ -525,21 +602,36 @@ class AccuracyTree:
             return next(iter(self._n_seen))
         return self.settings.analysis.score.n_test_images
 
+    def _read_checked(self, kind: str, cells: Sequence[tuple[str, str, str]], what: str) -> dict[tuple, np.ndarray]:
+        """Read the files of ``cells`` (layer, subject, roi); they must all hold the same number of items."""
+        arrays = {cell: self.read(kind, *cell) for cell in cells}
+        sizes = [a.size for a in arrays.values()]
+        if len(set(sizes)) > 1:
+            common = max(set(sizes), key=sizes.count)
+            cell, a = next((c, a) for c, a in arrays.items() if a.size != common)
+            raise UserError(
+                f"{self.path(kind, *cell)} holds {a.size} accuracies, but the other {what} have {common}: "
+                "a file of another layer, ROI or data version; recompute or re-download it"
+            )
+        return arrays
+
     def decoding_levels(self) -> list[np.ndarray]:
-        """Per layer (hierarchy order): ndarray (n_rois, n_units x n_subjects), subjects side by side."""
+        """Per layer (hierarchy order): ndarray (n_rois, n_units x n_subjects), subjects side by side.
+
+        Every (subject, ROI) file of a layer must hold the same units.
+        """
         levels = []
+        subjects, rois = self.settings.subjects, self.settings.rois
         for layer in self.dnn.layers:
-            rows = []
-            for roi in self.settings.rois:
-                rows.append(np.concatenate([self.read("decoding", layer, s, roi) for s in self.settings.subjects]))
-            sizes = {r.size for r in rows}
-            if len(sizes) != 1:
-                raise ValueError(f"{self.name} layer {layer}: ROIs have different numbers of units {sorted(sizes)}")
-            levels.append(np.vstack(rows))
+            cells = [(layer, s, r) for r in rois for s in subjects]
+            arrays = self._read_checked("decoding", cells, f"decoding files of layer {layer}")
+            levels.append(np.vstack([np.concatenate([arrays[(layer, s, r)] for s in subjects]) for r in rois]))
         return levels
 
     def encoding_levels(self, subsample: int | None = None) -> list[np.ndarray]:
         """Per ROI (hierarchy order): ndarray (n_layers, n_voxels x n_subjects).
+
+        Every layer's file of one (subject, ROI) must hold the same voxels.
 
         Parameters
         ----------
@@ -549,35 +641,69 @@ class AccuracyTree:
         """
         levels = []
         for roi in self.settings.rois:
-            rows = []
-            for layer in self.dnn.layers:
-                parts = []
-                for s in self.settings.subjects:
-                    acc = self.read("encoding", layer, s, roi)
-                    parts.append(legacy_voxel_subsample(acc, subsample) if subsample else acc)
-                rows.append(np.concatenate(parts))
-            sizes = {r.size for r in rows}
-            if len(sizes) != 1:
-                raise ValueError(f"{self.name} ROI {roi}: layers have different numbers of voxels {sorted(sizes)}")
+            per_subject = {}
+            for s in self.settings.subjects:
+                cells = [(layer, s, roi) for layer in self.dnn.layers]
+                arrays = self._read_checked("encoding", cells, f"encoding files of {s} {roi}")
+                per_subject[s] = [
+                    legacy_voxel_subsample(arrays[c], subsample) if subsample else arrays[c] for c in cells
+                ]
+            rows = [np.concatenate([per_subject[s][i] for s in self.settings.subjects])
+                    for i in range(len(self.dnn.layers))]  # fmt: skip
             levels.append(np.vstack(rows))
         return levels
 
+    def levels_by_subject(self, kind: str, subsample: int | None = None) -> dict[str, list[np.ndarray]]:
+        """Each subject's levels alone, the same files read and checked once (for :mod:`bhscore.stats`).
 
-def score_dnn(settings, dnn: str, **overrides) -> DNNScore:
-    """Scores of one DNN of ``settings`` from its accuracy trees.
+        ``bhscore.stats.pool_subjects`` of the result equals :meth:`decoding_levels` (kind 'decoding') or
+        :meth:`encoding_levels` with the same ``subsample`` (kind 'encoding'); read one or the other, not both.
+        Items keep their file positions: a unit lines up across subjects, a voxel across DNNs.
+
+        Returns
+        -------
+        dict
+            subject -> list of ndarray: decoding: per layer (n_rois, n_units); encoding: per ROI
+            (n_layers, n_voxels), each file reduced by the paper's seed-0 draw when ``subsample`` is given.
+        """
+        subjects, rois, layers = self.settings.subjects, self.settings.rois, self.dnn.layers
+        out: dict[str, list[np.ndarray]] = {s: [] for s in subjects}
+        if kind == "decoding":
+            for layer in layers:
+                cells = [(layer, s, r) for r in rois for s in subjects]
+                arrays = self._read_checked("decoding", cells, f"decoding files of layer {layer}")
+                for s in subjects:
+                    out[s].append(np.vstack([arrays[(layer, s, r)] for r in rois]))
+        elif kind == "encoding":
+            for roi in rois:
+                for s in subjects:
+                    cells = [(layer, s, roi) for layer in layers]
+                    arrays = self._read_checked("encoding", cells, f"encoding files of {s} {roi}")
+                    out[s].append(np.vstack([legacy_voxel_subsample(arrays[c], subsample) if subsample else arrays[c]
+                                             for c in cells]))  # fmt: skip
+        else:
+            raise ValueError(f"kind must be 'decoding' or 'encoding', got {kind!r}")
+        return out
+
+
+def score_dnn(settings, dnn: str, allow_mixed: bool = False, **overrides) -> DNNScore:
+    """Scores of one DNN of ``settings`` from its accuracy trees (the source the settings choose).
 
     Parameters
     ----------
     settings : bhscore.settings.Settings
     dnn : str
+    allow_mixed : bool
+        Accept computed files of other parameter sets or input versions (see :class:`AccuracyTree`).
     **overrides
         Fields of :class:`ScoreOptions` to override (e.g. ``p_method='corrected'``); None values are ignored.
     """
     options = ScoreOptions.from_settings(settings, **overrides)
-    tree = AccuracyTree(settings, dnn)
+    tree = AccuracyTree(settings, dnn, allow_mixed=allow_mixed)
     dec = tree.decoding_levels()
     enc = tree.encoding_levels(settings.analysis.score.encoding_voxel_subsample)
-    return score_from_levels(dnn, dec, enc, tree.n_samples, options)
+    result = score_from_levels(dnn, dec, enc, tree.n_samples, options)
+    return replace(result, sources=tree.source_record())
 
 
 TABLE_COLUMNS = [
@@ -586,12 +712,14 @@ TABLE_COLUMNS = [
     "averaged_ci_low", "averaged_ci_high",
     "decoding_n_kept", "decoding_n_items", "encoding_n_kept", "encoding_n_items",
     "n_layers", "imagenet_top1", "p_method",
+    "decoding_source", "encoding_source", "decoding_params", "encoding_params",
+    "decoding_n_files", "encoding_n_files",
 ]  # fmt: skip
 
 
 def score_row(settings, result: DNNScore, p_method: str) -> dict:
-    """One row of the score table."""
-    return {
+    """One row of the score table (what the score used: source, parameter set and file count per kind)."""
+    row = {
         "dnn": result.dnn,
         "decoding": result.decoding,
         "encoding": result.encoding,
@@ -610,9 +738,22 @@ def score_row(settings, result: DNNScore, p_method: str) -> dict:
         "imagenet_top1": settings.dnns[result.dnn].imagenet_top1,
         "p_method": p_method,
     }
+    for kind in ("decoding", "encoding"):
+        used = result.sources.get(kind, {})
+        row[f"{kind}_source"] = used.get("source", "")
+        row[f"{kind}_params"] = used.get("param_set", "")
+        row[f"{kind}_n_files"] = used.get("n_files", 0)
+    return row
 
 
-def score_table(settings, dnns: Sequence[str] | None = None, p_method: str | None = None, progress: bool = True, **overrides):
+def score_table(
+    settings,
+    dnns: Sequence[str] | None = None,
+    p_method: str | None = None,
+    progress: bool = True,
+    allow_mixed: bool = False,
+    **overrides,
+):
     """The score table: one row per DNN (columns :data:`TABLE_COLUMNS`), in settings order.
 
     Parameters
@@ -622,12 +763,15 @@ def score_table(settings, dnns: Sequence[str] | None = None, p_method: str | Non
         Default: every DNN of the settings.
     p_method : {'legacy', 'corrected'}, optional
         Default: ``settings.analysis.score.p_method``.
+    allow_mixed : bool
+        See :class:`AccuracyTree`.
     **overrides
         Other :class:`ScoreOptions` fields.
 
     Returns
     -------
     pandas.DataFrame
+        With ``attrs["sources"]``: DNN -> :meth:`AccuracyTree.source_record` (for :func:`table_provenance`).
     """
     import pandas as pd
     from tqdm.auto import tqdm
@@ -636,10 +780,53 @@ def score_table(settings, dnns: Sequence[str] | None = None, p_method: str | Non
     for name in names:
         settings.dnn(name)  # an unknown name fails here, listing the valid ones
     method = p_method or settings.analysis.score.p_method
-    rows = []
+    results = []
     for name in tqdm(names, desc="score", unit="DNN", disable=not progress or len(names) < 2):
-        rows.append(score_row(settings, score_dnn(settings, name, p_method=method, **overrides), method))
-    return pd.DataFrame(rows, columns=TABLE_COLUMNS)
+        results.append(score_dnn(settings, name, allow_mixed=allow_mixed, p_method=method, **overrides))
+    table = pd.DataFrame([score_row(settings, r, method) for r in results], columns=TABLE_COLUMNS)
+    table.attrs["sources"] = {r.dnn: r.sources for r in results}
+    return table
+
+
+def table_provenance(settings, sources: dict) -> dict:
+    """The provenance record of a score table: settings digest, versions, and what each DNN's score read.
+
+    Parameters
+    ----------
+    settings : bhscore.settings.Settings
+    sources : dict
+        DNN -> :meth:`AccuracyTree.source_record`.
+    """
+    from bhscore.paths import data_root
+    from bhscore.provenance import canonical_json, now_utc, package_versions
+
+    dump = settings.model_dump(mode="json", by_alias=True)
+    h = hashlib.sha256()
+    for dnn in sorted(sources):
+        for kind in ("decoding", "encoding"):
+            h.update(f"{dnn}\0{kind}\0{sources[dnn].get(kind, {}).get('files_sha256', '')}\n".encode())
+    return {
+        "created": now_utc(),
+        "packages": package_versions(),
+        "settings_file": None if settings.source is None else str(settings.source),
+        "settings_sha256": hashlib.sha256(canonical_json(dump).encode()).hexdigest(),
+        "data_root": str(data_root(settings)),
+        "accuracy_files_sha256": h.hexdigest(),
+        "dnns": sources,
+    }
+
+
+def write_score_table(table, path: str | Path, settings) -> list[Path]:
+    """Write the score table (CSV) and its provenance (``<stem>.provenance.json`` beside it), atomically."""
+    import json
+
+    from bhscore.atomic import atomic_write_text
+
+    path = Path(path)
+    meta = path.with_name(f"{path.stem}.provenance.json")
+    atomic_write_text(meta, json.dumps(table_provenance(settings, table.attrs.get("sources", {})), indent=1) + "\n")
+    atomic_write_text(path, table.to_csv(index=False))
+    return [meta, path]
 
 
 def layer_top_counts(settings, dnn: str, p_method: str | None = None) -> np.ndarray:

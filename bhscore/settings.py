@@ -20,7 +20,17 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 #: Visual areas that the fMRI files define (``ROI_<name>`` metadata rows), in no particular order.
 KNOWN_ROIS = ("V1", "V2", "V3", "V4", "HVC", "LVC", "VC", "LOC", "FFA", "PPA")
@@ -36,47 +46,166 @@ class SettingsError(ValueError):
     """A settings file that cannot be used; the message names every bad key."""
 
 
+# Integer fields are StrictInt (JSON true or "40" are refused, not read as 1 or 40); float fields are
+# StrictFloat (a JSON integer such as 100 is fine, a string or true is not) and finite.
+
+#: Upper bounds of the score's repetition counts (each costs memory and time; see _bootstrap_bytes).
+MAX_N_DRAWS = 100_000
+MAX_N_BOOTSTRAP = 100_000
+#: Largest decoding-bootstrap working set accepted (estimate of :func:`_bootstrap_bytes`).
+MAX_BOOTSTRAP_BYTES = 16e9
+#: Peak bytes per (bootstrap resample x layer draw x layer of a draw x ROI) of the decoding bootstrap
+#: (bhscore.score.decoding_score_from_counts, measured with tracemalloc: 72 B per resample and draw with 5
+#: layers per draw and 5 ROIs).
+_BOOTSTRAP_BYTES_PER_CELL = 2.9
+
+
+def _bootstrap_bytes(n_bootstrap: int, n_draws: int, layers_per_draw: int = 5, n_rois: int = 5) -> float:
+    """Estimated peak memory (bytes) of the decoding score's bootstrap of one DNN."""
+    return _BOOTSTRAP_BYTES_PER_CELL * n_bootstrap * n_draws * layers_per_draw * n_rois
+
+
+def _gb(n_bytes: float) -> str:
+    return f"{n_bytes / 1e9:.3g} GB"
+
+
+def _check_path_components(kind: str, names: list[str], hint: str = "") -> None:
+    """Refuse names that are not one safe path component each (they name directories of the data trees)."""
+    bad = [x for x in names if not x or x in (".", "..") or any(c in x for c in "/\\\0")]
+    if bad:
+        raise ValueError(
+            f"{kind} names must be single path components (non-empty, not '.' or '..', without '/', '\\' or "
+            f"NUL){hint}; bad: {', '.join(map(repr, bad))}"
+        )
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class RidgeSettings(_Strict):
-    """Parameters of the FastL2LiR estimator for one direction (decoding or encoding)."""
+#: Where the score reads a DNN's accuracies from: the downloaded published tree or this machine's results.
+ACCURACY_SOURCES = ("published", "computed")
+AccuracySource = Literal["published", "computed"]
 
-    alpha: float = Field(100.0, gt=0, description="L2 penalty, added to the whole diagonal (bias included).")
-    n_feat: int = Field(500, ge=1, description="Inputs selected per output by |Pearson r|.")
+
+class RidgeSettings(_Strict):
+    """Parameters of one direction (decoding or encoding): the FastL2LiR estimator and its inputs.
+
+    Every field determines the numbers, so every field is part of the parameter set that a computed
+    accuracy file records (:mod:`bhscore.provenance`).
+    """
+
+    alpha: StrictFloat = Field(
+        100.0, gt=0, allow_inf_nan=False, description="L2 penalty, added to the whole diagonal (bias included)."
+    )
+    n_feat: StrictInt = Field(500, ge=1, description="Inputs selected per output by |Pearson r|.")
+    exact_rows: bool = Field(False, strict=True, description="Fit on the row-expanded samples (an image's row repeated per presentation) instead of the per-image sums; same selections, weights equal within rounding. For checking.")
     dtype: Literal["float32", "float64"] = Field(
         "float64", description="Floating point precision of the fit (the paper: float64 decoding, float32 encoding)."
+    )
+    solver: Literal["batched", "fastl2lir"] = Field(
+        "batched",
+        description="'batched': bhscore's FastL2LiR (CPU/CUDA, equal to fastl2lir within float rounding); "
+        "'fastl2lir': the reference package.",
+    )
+    non_finite: Literal["error", "propagate"] = Field(
+        "error",
+        description="NaN/Inf in the test inputs or outputs: 'error' stops naming the file, sample and column; "
+        "'propagate' keeps the original scripts' behaviour (NaN accuracies), warns and records it.",
     )
 
 
 class ScoreSettings(_Strict):
     """Parameters of the BH score itself."""
 
-    p_threshold: float = Field(0.05, gt=0, lt=1, description="Items with p >= this are dropped.")
+    p_threshold: StrictFloat = Field(0.05, gt=0, lt=1, description="Items with p >= this are dropped.")
     p_method: Literal["legacy", "corrected"] = Field(
         "legacy",
         description="'legacy' reproduces the published t = r*sqrt((n-2)*(1-r^2)); 'corrected' is the textbook test.",
     )
-    n_test_images: int = Field(
+    n_test_images: StrictInt = Field(
         50, ge=3, description="Test images behind each accuracy, used only when the accuracy files do not record it."
     )
-    layers_per_draw: int = Field(5, ge=3, description="Layers per random draw (first and last always included).")
-    n_draws: int = Field(100, ge=1, description="Random layer draws averaged for the decoding score.")
+    layers_per_draw: StrictInt = Field(5, ge=3, description="Layers per random draw (first and last always included).")
+    n_draws: StrictInt = Field(100, ge=1, description="Random layer draws averaged for the decoding score.")
     layer_selection: Literal["random", "exact"] = Field(
         "random", description="'random': n_draws seeded draws; 'exact': the mean over every possible subset."
     )
-    seed: int = Field(0, ge=0, description="Seed of the layer draws and of the bootstrap.")
-    encoding_voxel_subsample: int | None = Field(
+    seed: StrictInt = Field(0, ge=0, description="Seed of the layer draws and of the bootstrap.")
+    encoding_voxel_subsample: StrictInt | None = Field(
         1000, ge=1, description="Voxels kept per (subject, ROI, layer) file, legacy seed-0 draw; null keeps all."
     )
-    n_bootstrap: int = Field(1000, ge=0, description="Bootstrap resamples for the confidence intervals (0: none).")
-    ci_level: float = Field(0.95, gt=0, lt=1, description="Confidence level of the bootstrap intervals.")
+    n_bootstrap: StrictInt = Field(1000, ge=0, description="Bootstrap resamples for the confidence intervals (0: none).")
+    ci_level: StrictFloat = Field(0.95, gt=0, lt=1, description="Confidence level of the bootstrap intervals.")
+    accuracy_source: AccuracySource = Field(
+        "published",
+        description="Accuracies the score reads: 'published' (downloaded, <data root>/published) or 'computed' "
+        "(this machine's decode/encode results for the current parameters, <data root>/computed). A DNN's own "
+        "accuracy_source overrides it.",
+    )
+
+    @field_validator("n_draws")
+    @classmethod
+    def _bounded_draws(cls, v: int, info: ValidationInfo) -> int:
+        if v > MAX_N_DRAWS:
+            need = _bootstrap_bytes(cls.model_fields["n_bootstrap"].default, v,
+                                    info.data.get("layers_per_draw", 5))  # fmt: skip
+            raise ValueError(
+                f"must be <= {MAX_N_DRAWS}; {v} draws would take about {_gb(need)} of memory in the bootstrap "
+                f"(with the default 1000 resamples and 5 ROIs)"
+            )
+        return v
+
+    @field_validator("n_bootstrap")
+    @classmethod
+    def _bounded_bootstrap(cls, v: int, info: ValidationInfo) -> int:
+        if v > MAX_N_BOOTSTRAP:
+            draws = info.data.get("n_draws", 100)
+            need = _bootstrap_bytes(v, draws, info.data.get("layers_per_draw", 5))
+            raise ValueError(
+                f"must be <= {MAX_N_BOOTSTRAP}; {v} resamples would take about {_gb(need)} of memory "
+                f"(with n_draws = {draws} and 5 ROIs)"
+            )
+        return v
+
+
+#: Encoding inputs: every unit of a layer (``features_all/``, the paper) or the released 1000-unit subset.
+EncodingInputs = Literal["all_units", "subset"]
+
+
+class EncodingSettings(RidgeSettings):
+    """:class:`RidgeSettings` of the encoding direction, plus which features tree the inputs come from."""
+
+    inputs: EncodingInputs = Field(
+        "all_units",
+        description="'all_units': every unit of the layer from <data root>/features_all (the paper's analysis; "
+        "`bhscore download features-all --dnn NAME`); 'subset': the 1000-unit features/ tree (cheaper, not the "
+        "paper's analysis).",
+    )
+
+
+class VerifySettings(_Strict):
+    """Tolerances of ``bhscore verify --accuracies`` (computed vs published accuracy files)."""
+
+    decoding_max_abs_diff: StrictFloat = Field(
+        1e-6, ge=0, allow_inf_nan=False,
+        description="Largest accepted |computed - published| decoding accuracy (float32 storage: ~1e-6).",
+    )
+    encoding_max_abs_diff: StrictFloat = Field(
+        1e-6, ge=0, allow_inf_nan=False,
+        description="Largest accepted |computed - published| encoding accuracy (not yet measured on the real "
+        "data; see docs/method.md).",
+    )
+    min_pearson_r: StrictFloat = Field(
+        0.9999, ge=-1, le=1, allow_inf_nan=False,
+        description="Smallest accepted Pearson r between a computed and the published accuracy vector.",
+    )
 
 
 class AnalysisSettings(_Strict):
     decoding: RidgeSettings = RidgeSettings(dtype="float64")
-    encoding: RidgeSettings = RidgeSettings(dtype="float32")
+    encoding: EncodingSettings = EncodingSettings(dtype="float32")
+    verify: VerifySettings = VerifySettings()
     score: ScoreSettings = ScoreSettings()
 
 
@@ -85,7 +214,7 @@ class DNNSettings(_Strict):
 
     dir: str = Field(description="Sub-directory of the features and accuracy trees, e.g. 'caffe/AlexNet'.")
     layers: list[str] = Field(description="Representative layers in hierarchy order (input side first).")
-    imagenet_top1: float | None = Field(None, ge=0, le=100, description="ImageNet top-1 accuracy, percent.")
+    imagenet_top1: StrictFloat | None = Field(None, ge=0, le=100, allow_inf_nan=False, description="ImageNet top-1 accuracy, percent.")
     model: str | None = Field(
         None,
         description="Model spec for feature extraction: 'torchvision:<name>', 'timm:<name>' or 'module:function'.",
@@ -97,6 +226,11 @@ class DNNSettings(_Strict):
     preprocessing: Literal["paper", "caffe", "model"] = Field("paper", description="Image preprocessing preset.")
     call: Literal["first", "last", "all"] = Field(
         "last", description="For modules called more than once per forward pass: which call's output to keep."
+    )
+    accuracy_source: AccuracySource | None = Field(
+        None,
+        description="Overrides analysis.score.accuracy_source for this DNN (e.g. 'computed' for a DNN of your "
+        "own, which has no published accuracies).",
     )
 
     @field_validator("dir")
@@ -112,8 +246,7 @@ class DNNSettings(_Strict):
         dup = sorted({x for x in v if v.count(x) > 1})
         if dup:
             raise ValueError(f"layers must be unique; repeated: {dup}")
-        if any(not x or "/" in x for x in v):
-            raise ValueError("layer names must be non-empty and contain no '/' (the original trees use ':')")
+        _check_path_components("layer", v, " (the original trees write a framework's '/' as ':')")
         return v
 
 
@@ -147,6 +280,7 @@ class Settings(_Strict):
     def _unique_subjects(cls, v: list[str]) -> list[str]:
         if len(set(v)) != len(v):
             raise ValueError(f"subjects must be unique, got {v}")
+        _check_path_components("subject", v)
         return v
 
     @model_validator(mode="after")
@@ -157,6 +291,18 @@ class Settings(_Strict):
             raise ValueError(
                 f"every DNN needs at least layers_per_draw = {need} layers; too few: "
                 + ", ".join(f"{n} ({k})" for n, k in short.items())
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _bootstrap_fits_in_memory(self) -> Settings:
+        sc = self.analysis.score
+        need = _bootstrap_bytes(sc.n_bootstrap, sc.n_draws, sc.layers_per_draw, len(self.rois))
+        if need > MAX_BOOTSTRAP_BYTES:
+            raise ValueError(
+                f"analysis.score.n_bootstrap = {sc.n_bootstrap} with n_draws = {sc.n_draws}, layers_per_draw = "
+                f"{sc.layers_per_draw} and {len(self.rois)} ROIs would take about {_gb(need)} of memory in the "
+                f"decoding bootstrap (limit {_gb(MAX_BOOTSTRAP_BYTES)}); lower n_bootstrap or n_draws"
             )
         return self
 
@@ -178,6 +324,10 @@ class Settings(_Strict):
         except KeyError:
             raise SettingsError(_unknown_choice("DNN", name, list(self.dnns))) from None
 
+    def accuracy_source(self, name: str) -> str:
+        """Where the score reads DNN ``name``'s accuracies: its own override, else ``analysis.score``'s."""
+        return self.dnn(name).accuracy_source or self.analysis.score.accuracy_source
+
     def check_choice(self, kind: str, value: str) -> str:
         """Check that ``value`` is one of this file's subjects or ROIs (``kind`` in {'subject', 'roi'})."""
         choices = {"subject": self.subjects, "roi": self.rois}[kind]
@@ -197,6 +347,14 @@ def default_settings_path() -> Path:
     return Path(os.environ.get(SETTINGS_ENV, REPO_ROOT / "settings.json"))
 
 
+#: Clearer wording of pydantic's type errors (JSON terms).
+_TYPE_MESSAGES = {
+    "int_type": "must be a JSON integer such as 40 (not a string, true/false or a fraction)",
+    "float_type": "must be a JSON number such as 100 or 0.5 (not a string or true/false)",
+    "finite_number": "must be a finite number (not NaN or Infinity)",
+}
+
+
 def _format_errors(err: ValidationError, path: Path | str, raw: dict[str, Any]) -> str:
     lines = [f"{path}: {err.error_count()} problem(s) in the settings file:"]
     for e in err.errors():
@@ -214,7 +372,8 @@ def _format_errors(err: ValidationError, path: Path | str, raw: dict[str, Any]) 
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "literal_error":
             msg = f"must be one of {e['ctx']['expected']}"
-        lines.append(f"  - {loc} = {shown}: {msg}")
+        msg = _TYPE_MESSAGES.get(e["type"], msg)
+        lines.append(f"  - {loc} = {shown}: {msg}" if e["loc"] else f"  - {msg}")
     return "\n".join(lines)
 
 

@@ -164,8 +164,8 @@ def simulate_dataset(
         "rois": list(ROIS),
         "analysis": {
             "decoding": {"alpha": 100.0, "n_feat": n_feat, "dtype": "float64"},
-            "encoding": {"alpha": 100.0, "n_feat": n_feat, "dtype": "float32"},
-            "score": {"n_test_images": n_test, "n_draws": 100, "n_bootstrap": 200},
+            "encoding": {"alpha": 100.0, "n_feat": n_feat, "dtype": "float32", "inputs": "subset"},
+            "score": {"n_test_images": n_test, "n_draws": 100, "n_bootstrap": 200, "accuracy_source": "computed"},
         },
         "dnns": {d.name: {"dir": d.dir, "layers": d.layers} for d in dnns},
     }
@@ -183,6 +183,9 @@ def simulate_accuracies(
     strengths: dict[str, float] | None = None,
 ) -> Path:
     """Write decoding and encoding accuracy trees with a planted hierarchy for every DNN of ``settings``.
+
+    They stand in for the published accuracies (figure and score tests at the paper's size), so they go to
+    the published tree (``published/<kind>_accuracy``) and carry no provenance record, like the real ones.
 
     Each unit of layer j is best decoded near ROI ``(R - 1) j / (L - 1)`` with a strength that decreases
     through the DNN list (first DNN: strength 1, last: 0, i.e. no hierarchy), so the DNNs get distinct scores.
@@ -220,7 +223,8 @@ def simulate_accuracies(
         affinity = strength * affinity + (1 - strength) * affinity.mean(axis=1, keepdims=True)
 
         def _write(kind, layer, subject, roi, acc, dnn_dir=dnn.dir):
-            formats.write_accuracy(layout.accuracy_file(kind, dnn_dir, layer, subject, roi), acc, n_samples)
+            tree = layout.published_accuracy_root(kind)
+            formats.write_accuracy(layout.accuracy_file(tree, dnn_dir, layer, subject, roi), acc, n_samples)
 
         for subject in settings.subjects:
             for j, layer in enumerate(dnn.layers):  # decoding: units of layer j, shared across ROIs

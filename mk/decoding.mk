@@ -46,3 +46,11 @@ encode-%: $(INSTALLED) ## encoding accuracies of the DNN named % (for make -j ov
 
 bench-ridge: $(INSTALLED) ## benchmark the batched FastL2LiR against fastl2lir (times, ratio, max diffs, peak memory)
 	$(PY) bench/bench_ridge.py
+
+.PHONY: bench-pipeline bench-gpu
+
+bench-pipeline: $(INSTALLED) ## the whole reproduction, original procedure vs bhscore on a paper-sized simulated experiment, extrapolated
+	$(PY) bench/bench_pipeline.py
+
+bench-gpu: $(INSTALLED) ## the GPU checks (CUDA tests, ridge, sweep, wide, pipeline sample; ~10 min) into bench/gpu_results/
+	PYTHON=$(PY) bash bench/bench_gpu.sh

@@ -18,3 +18,9 @@ download-all: download-fmri download-features download-accuracy ## all of the ab
 
 download-status: $(INSTALLED) ## list every remote file, its state and destination (no network)
 	$(BHSCORE) download all --list --settings $(SETTINGS)
+
+# The all-units features (the paper's encoding inputs; opt-in, ~800 GB for all 29 DNNs), one DNN at a time:
+#   make download-features-all DNN=AlexNet   (size and free disk are checked before it starts)
+.PHONY: download-features-all
+download-features-all: $(INSTALLED) ## download every unit of each layer of DNN=NAME into <data root>/features_all (opt-in, large)
+	$(BHSCORE) download features-all $(if $(DNN),--dnn '$(DNN)') --settings $(SETTINGS) $(DOWNLOAD_FLAGS)

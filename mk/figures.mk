@@ -5,6 +5,8 @@
 #   $(FIGURES)/<name>.pdf .png + notebooks/<name>.ipynb  <- analysis/<name>.ipynb, settings, table, environment
 # Another settings file or figures directory: make figures SETTINGS=demo/settings.json FIGURES=figures/demo
 # One figure: make figures/fig3b_imagenet.pdf  (or: bhscore figure fig3b_imagenet)
+# The report page $(FIGURES)/index.html (`make report`, part of `make figures`) <- every figure and table.
+# `make lab`: JupyterLab on analysis/ with the project's kernel (after `make figure-tables`).
 # When the accuracies are missing, the table's recipe runs `make $(ACCURACY_TARGET)` first
 # (empty ACCURACY_TARGET: stop with the list of missing files instead).
 
@@ -14,13 +16,27 @@ ACCURACY_TARGET ?= download-accuracy
 FIGURE_NAMES := $(patsubst analysis/%.ipynb,%,$(wildcard analysis/*.ipynb))
 FIGURE_TABLE := $(FIGURES)/bhscores.csv
 FIGURE_FILES := $(foreach f,$(FIGURE_NAMES),$(FIGURES)/$(f).pdf $(FIGURES)/$(f).png $(FIGURES)/notebooks/$(f).ipynb)
-FIGURE_CODE  := bhscore/figures.py bhscore/score.py
+FIGURE_CODE  := bhscore/figures.py bhscore/score.py bhscore/stats.py
+REPORT       := $(FIGURES)/index.html
+LAB_FLAGS    ?=
 # `bhscore figure-tables` / `bhscore figure` without loading every other subcommand (faster start-up)
 FIGURE_CMD   := $(PY) -m bhscore.commands.figures
 
-.PHONY: figures figure-tables verify clean-figures
+.PHONY: figures figure-tables verify clean-figures report lab
 
-figures: $(FIGURE_FILES) $(FIGURE_TABLE) ## build every figure (PDF + PNG) and figures/bhscores.csv (SETTINGS=, FIGURES= to override)
+figures: $(FIGURE_FILES) $(FIGURE_TABLE) $(REPORT) ## build every figure (PDF + PNG), figures/bhscores.csv and the report page (SETTINGS=, FIGURES= to override)
+
+report: $(REPORT) ## the report page figures/index.html: tables, pairwise comparisons, every figure, verify, provenance
+
+# one self-contained page (images embedded) from the tables and figures; verify's comparison is recomputed
+$(REPORT): $(FIGURE_FILES) $(FIGURE_TABLE) bhscore/report.py reference/published_bhscores.csv $(SETTINGS) $(INSTALLED)
+	$(PY) -m bhscore.commands.report --settings $(SETTINGS) --figures $(FIGURES)
+
+# the project's kernel (ipykernel install --sys-prefix) found before any user kernel of the same name; root
+# (containers, CI) needs --allow-root
+lab: $(INSTALLED) ## JupyterLab on analysis/ with the project's kernel (first `make figure-tables`; LAB_FLAGS=--no-browser)
+	JUPYTER_PATH="$(abspath $(VENV))/share/jupyter$${JUPYTER_PATH:+:$$JUPYTER_PATH}" \
+	  $(VENV)/bin/jupyter lab --notebook-dir=analysis $$([ "$$(id -u)" = 0 ] && echo --allow-root) $(LAB_FLAGS)
 
 figure-tables: $(FIGURE_TABLE) ## compute the score table and the figures' tables only
 
@@ -49,3 +65,10 @@ verify: $(FIGURE_TABLE) ## compare the scores with the published ones (reference
 
 clean-figures: ## remove the generated figures, tables and executed notebooks (the FIGURES dir)
 	rm -rf -- "$(FIGURES)"
+
+# Computed vs published accuracy files, file by file (bhscore/verify_accuracies.py); tolerances: settings
+# analysis.verify. DNN= one DNN (default: every DNN with both trees). Tables and figure in $(FIGURES)/verify_accuracies.
+DNN ?=
+.PHONY: verify-accuracies
+verify-accuracies: $(INSTALLED) ## compare computed accuracies with the published ones, file by file (DNN=AlexNet)
+	$(BHSCORE) verify --accuracies --settings $(SETTINGS) $(if $(DNN),--dnn '$(DNN)') --out $(FIGURES)/verify_accuracies

@@ -12,7 +12,8 @@ It serves, on 127.0.0.1 only:
 
 Faults are injected per file: a reported MD5 that does not match the bytes, a connection dropped after a
 number of body bytes (for the first ``drop_times`` downloads), a server that ignores ``Range``, a forced
-HTTP status. Every request is recorded; past ``max_requests`` the server answers 503 and sets ``overflow``
+HTTP status, a paced body (``pace``: n bytes, then a pause, repeated; a trickle such as one byte a second,
+or a slow but steady download). Every request is recorded; past ``max_requests`` the server answers 503 and sets ``overflow``
 so a runaway retry loop fails the test instead of hanging it.
 """
 
@@ -50,6 +51,8 @@ class ServedFile:
     ignore_range: bool = False
     #: Answer downloads with this HTTP status instead of the bytes.
     status: int | None = None
+    #: Send the body ``(n_bytes, seconds)`` at a time: n bytes, then a pause of that many seconds, repeated.
+    pace: tuple[int, float] | None = None
 
     @property
     def md5(self) -> str:
@@ -74,6 +77,7 @@ class FakeFigshare:
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
+        self._closing = threading.Event()  # ends paced bodies when the server shuts down
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -93,6 +97,7 @@ class FakeFigshare:
 
     def __exit__(self, *exc) -> None:
         assert self._server is not None and self._thread is not None
+        self._closing.set()
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
@@ -222,8 +227,22 @@ class _Handler(BaseHTTPRequestHandler):
             except OSError:
                 pass
             return None
+        if served.pace is not None:
+            return self._paced(body, *served.pace)
         self.wfile.write(body)
         return None
+
+    def _paced(self, body: bytes, n_bytes: int, pause: float) -> None:
+        """Send ``body`` ``n_bytes`` at a time with a pause between (until the client or the server quits)."""
+        for start in range(0, len(body), n_bytes):
+            if self.fake._closing.wait(pause if start else 0):
+                break
+            try:
+                self.wfile.write(body[start : start + n_bytes])
+                self.wfile.flush()
+            except OSError:  # the client gave up
+                break
+        self.close_connection = True
 
     def _send(self, status: int, body: bytes, ctype: str = "text/plain") -> None:
         self.send_response(status)

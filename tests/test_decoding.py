@@ -24,7 +24,9 @@ from bhscore.decoding import (
 )
 from bhscore.errors import UserError
 from bhscore.paths import TEST, TRAINING, Layout
+from bhscore.provenance import ParamSet
 from bhscore.settings import load_settings
+from bhscore.sources import accuracy_file
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::DeprecationWarning:fastl2lir"),
@@ -141,13 +143,9 @@ def test_end_to_end_planted_hierarchy_recovered(small_dataset, tmp_path):
     n_jobs = 2 * 5 * 2 * 5
     assert len(dec.ran) == n_jobs and len(enc.ran) == n_jobs
     lay = Layout.from_settings(s)
-    acc, n = formats.read_accuracy(
-        lay.accuracy_file("decoding", "simulated/Planted", "layer2", "sub-02", "V3")
-    )
+    acc, n = formats.read_accuracy(accuracy_file(s, "decoding", "Planted", "layer2", "sub-02", "V3"))
     assert acc.shape == (32,) and n == N_TEST
-    acc, n = formats.read_accuracy(
-        lay.accuracy_file("encoding", "simulated/Control", "layer4", "sub-01", "HVC")
-    )
+    acc, n = formats.read_accuracy(accuracy_file(s, "encoding", "Control", "layer4", "sub-01", "HVC"))
     assert acc.size == formats.read_fmri(lay.fmri_file("sub-01", TEST), ["HVC"]).rois["HVC"].shape[1]
     table = score_table(s, progress=False).set_index("dnn")
     for col in ("decoding", "encoding", "averaged"):
@@ -164,10 +162,9 @@ def test_optional_outputs_and_reference_solver(small_dataset, tmp_path):
     rep = jobs.run(s, "decoding", save_predictions=True, save_model=True, progress=False, **sel)
     assert len(rep.ran) == 1
     lay = Layout.from_settings(s)
-    acc, _ = formats.read_accuracy(
-        lay.accuracy_file("decoding", "simulated/Planted", "layer3", "sub-01", "V4")
-    )
-    pred_dir = lay.decoded_features_dir("simulated/Planted", "layer3", "sub-01", "V4")
+    acc, _ = formats.read_accuracy(accuracy_file(s, "decoding", "Planted", "layer3", "sub-01", "V4"))
+    set_id = ParamSet.from_settings(s, "decoding").id
+    pred_dir = lay.decoded_features_dir(set_id, "simulated/Planted", "layer3", "sub-01", "V4")
     names = formats.feature_labels(lay.features_dir(TEST, "simulated/Planted"), "layer3")
     pred = np.vstack([formats.load_feature(pred_dir / f"{n}.mat").ravel() for n in names])
     true = formats.read_layer(lay.features_dir(TEST, "simulated/Planted"), "layer3", labels=names)
@@ -175,7 +172,7 @@ def test_optional_outputs_and_reference_solver(small_dataset, tmp_path):
 
     np.testing.assert_allclose(pc(pred, true), acc, atol=1e-5)
     # the saved decoder reproduces the decoded features from the averaged test fMRI
-    model = formats.load_bdmodel(lay.model_dir("decoding", "simulated/Planted", "layer3", "sub-01", "V4"))
+    model = formats.load_bdmodel(lay.model_dir("decoding", set_id, "simulated/Planted", "layer3", "sub-01", "V4"))
     te = formats.read_fmri(lay.fmri_file("sub-01", TEST), ["V4"])
     Xt, names_t = formats.average_by_label(te.rois["V4"], te.labels)
     assert names_t == names
@@ -183,15 +180,13 @@ def test_optional_outputs_and_reference_solver(small_dataset, tmp_path):
     np.testing.assert_allclose(
         (Z @ model["W"] + model["b"]) * model["y_norm"] + model["y_mean"], pred, atol=2e-3
     )
-    # the reference solver gives the same accuracies
-    rep = jobs.run(s, "decoding", solver="fastl2lir", progress=False, **{**sel, "rois": ["V2"]})
-    ours_s = load_settings(_copy_dataset(small_dataset, tmp_path / "b"))
-    jobs.run(ours_s, "decoding", progress=False, **{**sel, "rois": ["V2"]})
-    a = formats.read_accuracy(lay.accuracy_file("decoding", "simulated/Planted", "layer3", "sub-01", "V2"))[0]
-    lay_b = Layout.from_settings(ours_s)
-    b = formats.read_accuracy(lay_b.accuracy_file("decoding", "simulated/Planted", "layer3", "sub-01", "V2"))[
-        0
-    ]
+    # the reference solver gives the same accuracies, in a parameter set of its own
+    sel = {**sel, "rois": ["V2"]}
+    ref = jobs.run(s, "decoding", solver="fastl2lir", progress=False, **sel)
+    ours = jobs.run(s, "decoding", progress=False, **sel)
+    assert ref.param_set != ours.param_set and len(ref.ran) == len(ours.ran) == 1
+    a, b = (formats.read_accuracy(lay.accuracy_file(lay.param_set_dir("decoding", r.param_set), "simulated/Planted",
+                                                    "layer3", "sub-01", "V2"))[0] for r in (ref, ours))  # fmt: skip
     np.testing.assert_allclose(a, b, atol=1e-6)
 
 
@@ -204,14 +199,14 @@ def test_missing_feature_file_is_named(small_dataset, tmp_path):
     for kind in ("decoding", "encoding"):
         with pytest.raises(UserError, match=victim.stem):
             jobs.run(s, kind, dnns=["Control"], layers=["layer1"], subjects=["sub-01"], progress=False)
-        assert not list(lay.accuracy_dir(kind, "simulated/Control").rglob("accuracy.mat"))
+        assert not list(lay.computed_root.rglob("accuracy.mat"))
 
 
 def test_killed_run_leaves_nothing_that_looks_complete_and_rerun_finishes(small_dataset, tmp_path):
     settings_path = _copy_dataset(small_dataset, tmp_path)
     s = load_settings(settings_path)
     lay = Layout.from_settings(s)
-    tree = lay.root / "decoding_accuracy"
+    tree = lay.computed_root / "decoding_accuracy"
     env = {**os.environ, "TQDM_DISABLE": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "bhscore.cli", "decode", "--settings", str(settings_path), "--no-progress"],

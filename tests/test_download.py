@@ -154,8 +154,9 @@ def test_registry_matches_method_md(root):
         assert e.destination(root) == root / "features" / split / framework
     acc = {e.file_id: e for e in select("accuracy")}
     assert set(acc) == {24132263, 32116400}
-    assert acc[24132263].destination(root) == root / "decoding_accuracy" / "ImageNetTest"
-    assert acc[32116400].destination(root) == root / "encoding_accuracy" / "ImageNetTest"
+    # the published accuracies have a tree of their own, apart from computed results
+    assert acc[24132263].destination(root) == root / "published" / "decoding_accuracy" / "ImageNetTest"
+    assert acc[32116400].destination(root) == root / "published" / "encoding_accuracy" / "ImageNetTest"
     assert all(e.article == 12401168 for e in acc.values())
     assert [e.subject for e in select("fmri", subjects=["sub-02"])] == ["sub-02", "sub-02"]
     assert len(select("all", subjects=["sub-02"])) == 2 + 6 + 2
@@ -295,6 +296,52 @@ def test_hung_server_times_out_fast(root):
     assert all_files(root) == []
 
 
+def test_trickling_server_is_abandoned_after_the_timeout(fake, root):
+    """A server that sends a byte every 0.05 s forever: each read returns, but the download stalls."""
+    entry = BY_NAME["fmri-sub-01-test"]
+    serve_fmri(fake, **{entry.name: {"pace": (1, 0.05)}})
+    t0 = time.monotonic()
+    with pytest.raises(DownloadError) as err:
+        download(root, "fmri", names=[entry.name], **opts(fake, connect_timeout=0.5, read_timeout=None, retries=1))
+    elapsed = time.monotonic() - t0
+    msg = str(err.value)
+    assert 1.0 <= elapsed < 4, elapsed  # two attempts, each abandoned after 0.5 to 1 s
+    assert f"{fake.files_base}/{entry.file_id}" in msg and "stalled" in msg and "--timeout" in msg
+    assert "run `make download-fmri` again to resume" in msg
+    assert len(fake.downloads(entry.file_id)) == 2  # retried once, then given up
+    part = entry.part_path(root)
+    assert 0 < part.stat().st_size < dl.STALL_MIN_BYTES and not entry.destination(root).exists()
+
+
+def test_slow_steady_download_is_not_killed(fake, root):
+    """2 KiB every 0.04 s: the whole file (50 kB) takes about 1 s, several timeouts, but it never stalls."""
+    entry = BY_NAME["fmri-sub-02-test"]
+    data = serve_fmri(fake, **{entry.name: {"pace": (2048, 0.04)}})
+    t0 = time.monotonic()
+    (out,) = download(root, "fmri", names=[entry.name], **opts(fake, connect_timeout=0.3, read_timeout=None))
+    assert time.monotonic() - t0 > 2 * 0.3
+    assert out.status == "downloaded" and out.path.read_bytes() == data[entry.name]
+    assert len(fake.downloads(entry.file_id)) == 1
+
+
+def test_timeout_bounds_connect_read_and_stall(monkeypatch):
+    o = dl.DownloadOptions(connect_timeout=7).resolved()
+    assert (o.connect_timeout, o.read_timeout, o.stall_timeout) == (7, 7, 7)
+    monkeypatch.setenv(dl.TIMEOUT_ENV, "3")
+    o = dl.DownloadOptions(stall_timeout=30).resolved()
+    assert (o.connect_timeout, o.read_timeout, o.stall_timeout) == (3, 3, 30)
+    for bad in (0, -1, float("inf")):
+        with pytest.raises(UserError, match="positive number of seconds"):
+            dl.DownloadOptions(connect_timeout=bad).resolved()
+
+
+def test_cli_help_explains_the_timeout(capsys):
+    with pytest.raises(SystemExit):
+        main(["download", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--timeout" in text and "each read" in text and "1 KiB" in text
+
+
 # -------------------------------------------------------------------------------------------------
 # the lock file: offline verification, hand-placed files
 # -------------------------------------------------------------------------------------------------
@@ -351,7 +398,7 @@ def test_hand_placed_file_is_used_offline_and_verified_later(fake, root):
 # archives
 # -------------------------------------------------------------------------------------------------
 
-ANCHOR = "decoding_accuracy/ImageNetTest"
+ANCHOR = "published/decoding_accuracy/ImageNetTest"
 
 
 @pytest.mark.parametrize(
@@ -368,7 +415,7 @@ def test_plan_unpack_accepts_known_layouts(prefix, strip):
     names = [prefix + n.removeprefix(strip) for n in expected]
     names += ["__MACOSX/._x", prefix + "README.txt" if prefix else "README.txt", ".DS_Store"]
     plan = plan_unpack(names, ANCHOR)
-    assert [p.as_posix() for p in plan if p is not None] == expected
+    assert [p.as_posix() for p in plan if p is not None] == [f"published/{n}" for n in expected]
     assert plan[-3:] == [None, None, None]
 
 
@@ -396,12 +443,12 @@ def test_accuracy_archives_unpack_into_the_layout(fake, root):
     out = download(root, "accuracy", **opts(fake))
     assert [o.status for o in out] == ["downloaded", "downloaded"]
     layout = Layout(root)
-    path = layout.accuracy_file("decoding", "caffe/AlexNet", "fc8", "sub-02", "HVC")
+    path = layout.accuracy_file(layout.published_accuracy_root("decoding"), "caffe/AlexNet", "fc8", "sub-02", "HVC")
     assert (
         path.read_bytes()
         == dec["wrapper/decoding_accuracy/ImageNetTest/caffe/AlexNet/fc8/sub-02/HVC/accuracy.mat"]
     )
-    path = layout.accuracy_file("encoding", "pytorch/resnet18", "layer4", "sub-03", "V4")
+    path = layout.accuracy_file(layout.published_accuracy_root("encoding"), "pytorch/resnet18", "layer4", "sub-03", "V4")
     assert path.read_bytes() == enc["ImageNetTest/pytorch/resnet18/layer4/sub-03/V4/accuracy.mat"]
     for o in out:
         marker = json.loads(o.entry.marker_path(root).read_text())
@@ -467,7 +514,7 @@ def test_interrupted_unpack_is_redone_without_downloading_again(fake, root, monk
     (out,) = download(root, "accuracy", names=[entry.name], **opts(fake))
     assert out.status == "verified" and len(fake.downloads()) == n_downloads
     for name, blob_ in data.items():
-        assert (root / PurePosixPath(name)).read_bytes() == blob_
+        assert (root / "published" / PurePosixPath(name)).read_bytes() == blob_
 
 
 # -------------------------------------------------------------------------------------------------
@@ -519,7 +566,7 @@ def test_hand_placed_archive_offline_is_unpacked_then_verified_later(fake, root)
     entry.download_path(root).write_bytes(raw)
     (off,) = download(root, "accuracy", names=[entry.name], **offline_opts())
     assert off.status == "unverified" and entry.download_path(root).exists()  # kept until verified
-    assert all((root / name).read_bytes() == b for name, b in data.items())
+    assert all((root / "published" / name).read_bytes() == b for name, b in data.items())
     (on,) = download(root, "accuracy", names=[entry.name], **opts(fake))
     assert on.status == "verified" and fake.downloads() == [] and not entry.download_path(root).exists()
     assert json.loads(entry.marker_path(root).read_text())["verified"] is True

@@ -134,7 +134,7 @@ def executed(fig_env, tmp_path_factory):
 
 def raw(root, kind, dnn, layer, subject, roi) -> np.ndarray:
     """One accuracy vector read with h5py directly (MAT v7.3 stores (1, n) as (n, 1))."""
-    path = root / f"{kind}_accuracy" / "ImageNetTest" / f"sim/{dnn}" / layer / subject / roi / "accuracy.mat"
+    path = root / "published" / f"{kind}_accuracy" / "ImageNetTest" / f"sim/{dnn}" / layer / subject / roi / "accuracy.mat"
     with h5py.File(path, "r") as f:
         return np.asarray(f["accuracy"], dtype=np.float64).ravel()
 
@@ -415,7 +415,7 @@ def test_cli_figure_tables_check_and_inputs(fig_env, tmp_path, capsys):
     path = write_settings(empty)
     assert cli_main(["figure-tables", "--settings", path, "--check"]) == 3
     err = capsys.readouterr().err
-    assert f"{n_files} accuracy file(s) missing" in err and "make download-accuracy" in err
+    assert f"{n_files} published accuracy file(s) missing" in err and "make download-accuracy" in err
     assert cli_main(["figure-tables", "--settings", path, "--list-inputs"]) == 0
     assert capsys.readouterr().out.strip() == ""
     assert cli_main(["figure-tables", "--settings", path, "--out", str(tmp_path / "f")]) == 2

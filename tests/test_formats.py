@@ -2,12 +2,16 @@ import os
 import time
 
 import bdpy
+import h5py
+import hdf5storage
 import numpy as np
 import pytest
+import scipy.io
 from bdpy.dataform import Features, load_array
 
+from bhscore import atomic
 from bhscore import formats as F
-from bhscore.errors import CorruptFileError, MissingDataError
+from bhscore.errors import CorruptFileError, MissingDataError, MissingItemError, UserError
 from bhscore.simulate import stimulus_names
 
 
@@ -87,6 +91,29 @@ def test_feature_index_round_trip_and_bdpy(tmp_path, names):
     np.testing.assert_allclose(ours, feats["conv1:abs"].reshape(len(names), -1)[:, [0, 5, 11]], rtol=1e-6)
 
 
+def test_feature_index_permutation_applied_as_bdpy(tmp_path, names):
+    """An index as long as the layer reorders its units, in bdpy and here."""
+    feats = _tree(tmp_path, names, np.random.default_rng(0))
+    perm = np.random.default_rng(3).permutation(7)
+    path = F.write_feature_index(tmp_path / "index_random7.mat", {"fc8": perm})
+    bd = Features(str(tmp_path), feature_index=str(path))
+    ours = F.read_layer(tmp_path, "fc8", feature_index=F.read_feature_index(path))
+    np.testing.assert_array_equal(ours, bd.get_features("fc8"))
+    np.testing.assert_allclose(ours, feats["fc8"].reshape(len(names), -1)[:, perm], rtol=1e-6)
+    assert not np.array_equal(ours, F.read_layer(tmp_path, "fc8"))
+
+
+def test_feature_index_of_files_holding_the_subset(tmp_path, names):
+    """Files extracted with an index hold its units already: an index into the full layer is not reapplied."""
+    feats = _tree(tmp_path, names, np.random.default_rng(0))
+    full = F.read_layer(tmp_path, "fc8")
+    subset = {"fc8": np.array([3, 40, 99, 120, 500, 777, 901])}  # units of a 1000-unit layer
+    np.testing.assert_array_equal(F.read_layer(tmp_path, "fc8", feature_index=subset), full)
+    np.testing.assert_allclose(full, feats["fc8"].reshape(len(names), -1), rtol=1e-6)
+    with pytest.raises(UserError, match=r"layer 'fc8' has 3 unit indices.*hold 7 units"):
+        F.read_layer(tmp_path, "fc8", feature_index={"fc8": np.array([1, 2, 700])})
+
+
 def test_layer_cache_reused_and_invalidated(tmp_path, names):
     _tree(tmp_path, names, np.random.default_rng(0))
     cache = tmp_path / "cache"
@@ -140,9 +167,20 @@ def test_bdata_written_by_bdpy_is_read(tmp_path, names):
 
 
 def test_bdata_missing_roi_lists_present(tmp_path, names):
-    path = F.write_fmri(tmp_path / "x.h5", {"V1": np.zeros((len(names), 2))}, names)
-    with pytest.raises(CorruptFileError, match=r"no ROI 'V4'.*\['V1'\]"):
+    rois = {"V1": np.zeros((len(names), 2)), "V2": np.zeros((len(names), 1))}
+    path = F.write_fmri(tmp_path / "x.h5", rois, names)
+    with pytest.raises(MissingItemError) as e:
         F.read_fmri(path, ["V4"])
+    assert str(e.value) == f"{path} has no ROI 'V4'; it has: V1, V2"
+    assert not isinstance(e.value, CorruptFileError) and "delete" not in str(e.value)
+
+
+def test_bdata_roi_without_voxels_is_named(tmp_path, names):
+    rois = {"V1": np.ones((len(names), 2)), "V4": np.ones((len(names), 0))}
+    path = F.write_fmri(tmp_path / "x.h5", rois, names)
+    assert F.read_fmri(path, ["V1"]).rois["V1"].shape == (len(names), 2)
+    with pytest.raises(MissingItemError, match=r"x\.h5: ROI 'V4' has no voxels"):
+        F.read_fmri(path, ["V1", "V4"])
 
 
 def test_fmri_missing_names_make_target(tmp_path):
@@ -199,4 +237,94 @@ def test_temporary_files_are_invisible_to_readers(tmp_path, names):
 
 def test_atomic_outputs_get_umask_mode(tmp_path):
     path = F.atomic_write_text(tmp_path / "x.txt", "hi")
-    assert path.stat().st_mode & 0o777 == F._FILE_MODE
+    assert path.stat().st_mode & 0o777 == atomic._FILE_MODE
+
+
+# -------------------------------------------------------------------------------------------------
+# MAT reading: empty arrays, transposition, truncated files, missing variables
+# -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("metadata", [True, False], ids=["hdf5storage", "matlab-attributes-only"])
+@pytest.mark.parametrize("shape", [(1, 0), (0,), (2, 0, 3), (1, 5), (5,), (2, 3, 4)])
+def test_mat73_arrays_read_as_hdf5storage_reads_them(tmp_path, shape, metadata):
+    """hdf5storage stores an empty array as its shape vector (MATLAB_empty = 1): read it back empty."""
+    a = np.arange(int(np.prod(shape)), dtype=np.float32).reshape(shape)
+    path = tmp_path / "accuracy.mat"
+    opts = dict(format="7.3", oned_as="column", store_python_metadata=metadata)
+    hdf5storage.savemat(str(path), {"accuracy": a}, **opts)
+    ours = F.load_mat_array(path, "accuracy")
+    theirs = hdf5storage.loadmat(str(path))["accuracy"]
+    assert ours.shape == theirs.shape and ours.dtype == theirs.dtype == np.float32
+    np.testing.assert_array_equal(ours, theirs)
+    if metadata:
+        assert ours.shape == shape
+
+
+def test_empty_accuracy_reads_back_empty(tmp_path):
+    path = tmp_path / "accuracy.mat"
+    hdf5storage.savemat(str(path), {"accuracy": np.zeros((1, 0), np.float32)}, format="7.3", oned_as="column",
+                        store_python_metadata=True)  # fmt: skip
+    with h5py.File(path, "r") as f:  # what hdf5storage 0.2 writes: the shape vector, flagged
+        assert f["accuracy"][()].tolist() == [1, 0] and f["accuracy"].attrs["MATLAB_empty"] == 1
+    acc, n = F.read_accuracy(path)
+    assert acc.shape == (0,) and n is None
+
+
+def test_matlab_written_empty_array(tmp_path):
+    """MATLAB's own layout: a uint64 dimension vector in MATLAB order, MATLAB_class and MATLAB_empty only."""
+    path = tmp_path / "accuracy.mat"
+    with h5py.File(path, "w", userblock_size=512) as f:
+        ds = f.create_dataset("accuracy", data=np.array([1, 0], dtype=np.uint64))
+        ds.attrs["MATLAB_class"] = np.bytes_("single")
+        ds.attrs["MATLAB_empty"] = np.uint8(1)
+        f.create_dataset("n_samples", data=np.array([[50.0]]))
+    got = F.load_mat_array(path, "accuracy")
+    assert got.shape == (1, 0) and got.dtype == np.float32
+    assert F.read_accuracy(path)[0].shape == (0,)
+
+
+def test_plain_hdf5_datasets_are_not_transposed(tmp_path):
+    """Only datasets with MATLAB/hdf5storage attributes have their axes reversed."""
+    a = np.arange(6.0).reshape(2, 3)
+    path = tmp_path / "accuracy.mat"
+    with h5py.File(path, "w") as f:  # e.g. written by h5py or Julia's HDF5.jl
+        f.create_dataset("accuracy", data=a)
+        f.create_dataset("matlab", data=a).attrs["MATLAB_class"] = np.bytes_("double")
+        f.create_dataset("python", data=a).attrs["Python.Shape"] = np.array([3, 2], dtype=np.uint64)
+    got = F.load_mat_arrays(path, ["accuracy", "matlab", "python"])
+    np.testing.assert_array_equal(got["accuracy"], a)
+    np.testing.assert_array_equal(got["matlab"], a.T)
+    np.testing.assert_array_equal(got["python"], a.T)
+    np.testing.assert_array_equal(F.read_accuracy(path)[0], a.ravel())
+
+
+@pytest.mark.parametrize("kind", ["accuracy", "feature-v7.3", "feature-v5"])
+@pytest.mark.parametrize("cut", ["empty", "truncated"])
+def test_empty_or_truncated_files_are_corrupt(tmp_path, kind, cut):
+    path = tmp_path / "x.mat"
+    if kind == "accuracy":
+        F.write_accuracy(path, np.linspace(-1, 1, 5000), n_samples=50)
+        read = F.read_accuracy
+    else:
+        F.save_feature(path, np.ones((1, 5000)), flavour=kind.removeprefix("feature-"))
+        read = F.load_feature
+    data = path.read_bytes()
+    path.write_bytes(b"" if cut == "empty" else data[: len(data) * 2 // 3])
+    with pytest.raises(CorruptFileError) as e:
+        read(path)
+    assert str(path) in str(e.value) and "delete it and re-create or re-download it" in str(e.value)
+
+
+@pytest.mark.parametrize("flavour", ["v7.3", "v5"])
+def test_missing_variable_lists_what_the_file_has(tmp_path, flavour):
+    path = tmp_path / "accuracy.mat"
+    arrays = {"acc": np.ones((1, 3), np.float32), "n_samples": np.array([[50.0]])}
+    if flavour == "v7.3":
+        hdf5storage.savemat(str(path), arrays, format="7.3", oned_as="column", store_python_metadata=True)
+    else:
+        scipy.io.savemat(path, arrays)
+    with pytest.raises(MissingItemError) as e:
+        F.read_accuracy(path)
+    assert str(e.value) == f"{path} has no variable 'accuracy'; it has: acc, n_samples"
+    assert not isinstance(e.value, CorruptFileError)

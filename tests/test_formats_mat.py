@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from bdpy.dataform import Features, load_array
 
+from bhscore import atomic
 from bhscore import formats as F
 
 # (dtype, shape): vectors, 1-d (stored as a column), n-d, scalars, both sides of hdf5storage's compression
@@ -311,7 +312,7 @@ def test_template_cache_is_bounded(tmp_path, monkeypatch):
 def test_file_mode_follows_umask(tmp_path):
     for i in range(2):  # h5py-written, then template-written
         path = F.write_accuracy(tmp_path / f"{i}.mat", np.zeros(3))
-        assert (path.stat().st_mode & 0o777) == F._FILE_MODE
+        assert (path.stat().st_mode & 0o777) == atomic._FILE_MODE
 
 
 def test_concurrent_writers_share_the_cache(tmp_path, monkeypatch):

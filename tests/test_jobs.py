@@ -13,6 +13,7 @@ import pytest
 from bhscore import formats, jobs
 from bhscore.errors import UserError
 from bhscore.paths import Layout
+from bhscore.provenance import ParamSet, make_record
 from bhscore.settings import SettingsError, load_settings
 
 
@@ -32,18 +33,30 @@ def settings(tmp_path):
     return load_settings(tmp_path / "settings.json")
 
 
-def _writer(settings, calls):
-    """A group runner that writes each job's accuracy file (and records the groups it was given)."""
-    lay = Layout.from_settings(settings)
+def _pset(settings, kind="decoding", **overrides):
+    return ParamSet.from_settings(settings, kind, **overrides)
+
+
+def _files(settings, job, **overrides):
+    return jobs.JobFiles(Layout.from_settings(settings), settings, job, _pset(settings, job.kind, **overrides))
+
+
+def _writer(settings, calls, **overrides):
+    """A group runner that writes each job's accuracy file with a record (and records the groups it got)."""
 
     def run_group(group, done):
         calls.append(list(group))
         for job in group:
-            path = lay.accuracy_file(job.kind, settings.dnn(job.dnn).dir, job.layer, job.subject, job.roi)
-            formats.write_accuracy(path, np.zeros(4), n_samples=10)
+            ps = _pset(settings, job.kind, **overrides)
+            record = make_record(job, settings.dnn(job.dnn).dir, ps, {}, 3, 4, 20, 10)
+            formats.write_accuracy(_files(settings, job, **overrides).accuracy, np.zeros(4), 10, record)
             done(job)
 
     return run_group
+
+
+def _run(settings, sel, runner, **kw):
+    return jobs.run_jobs(settings, sel, runner, _pset(settings, sel[0].kind), progress=False, **kw)
 
 
 def test_job_lists_are_grouped_by_shared_inputs(settings):
@@ -68,34 +81,69 @@ def test_job_list_errors_name_valid_choices(settings):
         jobs.list_jobs(settings, "decoding", dnns=["A"], layers=["c1"])
 
 
-def test_shards_partition_the_job_list(settings):
+def _check_shards(all_jobs, n):
+    """Shards 0..n-1 of ``all_jobs`` partition it in order, never split a group, and balance job counts."""
+    parts = [jobs.shard(all_jobs, i, n) for i in range(n)]
+    assert [j for p in parts for j in p] == all_jobs
+    owner = {}
+    for i, part in enumerate(parts):
+        for job in part:
+            assert owner.setdefault(job.group, i) == i, f"group {job.group} split over shards"
+    n_groups = len(jobs.grouped(all_jobs))
+    assert sum(1 for p in parts if p) == min(n, n_groups)
+    biggest = max(map(len, jobs.grouped(all_jobs)))
+    assert all(abs(len(p) - len(all_jobs) / n) < biggest for p in parts)
+    return parts
+
+
+@pytest.mark.parametrize("kind", ["decoding", "encoding"])
+def test_shards_are_whole_groups_and_partition_the_job_list(settings, kind):
+    all_jobs = jobs.list_jobs(settings, kind)  # decoding: 6 groups of 7 jobs; encoding: 14 groups of 3
+    n_groups = len(jobs.grouped(all_jobs))
+    for n in (1, 2, 4, 5, 7, n_groups, 100):
+        parts = _check_shards(all_jobs, n)
+        group_counts = [len(jobs.grouped(p)) for p in parts]
+        assert max(group_counts) - min(group_counts) <= 1  # equal groups: near-equal group counts
+
+
+def test_shards_balance_unequal_groups(settings):
     all_jobs = jobs.list_jobs(settings, "decoding")
-    for n in (1, 4, 7, 100):
-        parts = [jobs.shard(all_jobs, i, n) for i in range(n)]
-        assert [j for p in parts for j in p] == all_jobs
-        assert max(map(len, parts)) - min(map(len, parts)) <= 1
+    # groups of 7, 3, 7, 1, 5, 7 jobs
+    keep = [j for j in all_jobs if not (j.group == ("sub-01", "V2") and j.dnn == "B")]
+    keep = [j for j in keep if not (j.group == ("sub-02", "V1") and j.layer != "l1")]
+    keep = [j for j in keep if not (j.group == ("sub-02", "V2") and j.layer in ("c1", "c2"))]
+    assert [len(g) for g in jobs.grouped(keep)] == [7, 3, 7, 1, 5, 7]
+    for n in (1, 2, 3, 4, 6, 9):
+        _check_shards(keep, n)
+    assert jobs.shard([], 0, 3) == []
+
+
+def test_parse_shard():
     assert jobs.parse_shard("2/5") == (2, 5)
-    for bad in ("5/5", "a/2", "1", "-1/3"):
+    for bad in ("5/5", "a/2", "1", "-1/3", "0/0"):
         with pytest.raises(UserError):
             jobs.parse_shard(bad)
+    with pytest.raises(UserError, match=r"0\.\.4"):
+        jobs.parse_shard("5/5")
 
 
 def test_done_jobs_are_skipped(settings):
     calls = []
     sel = jobs.list_jobs(settings, "decoding", dnns=["A"])
-    rep = jobs.run_jobs(settings, sel[:5], _writer(settings, calls), progress=False)
+    rep = _run(settings, sel[:5], _writer(settings, calls))
     assert len(rep.ran) == 5
     calls.clear()
-    rep = jobs.run_jobs(settings, sel, _writer(settings, calls), progress=False)
+    rep = _run(settings, sel, _writer(settings, calls))
     assert rep.already_done == 5 and len(rep.ran) == len(sel) - 5
     assert sel[0] not in [j for g in calls for j in g]
     # a requested optional output that is missing makes the job pending again
-    assert not jobs.JobFiles(Layout.from_settings(settings), settings, sel[0]).done(jobs.Outputs(model=True))
+    st = _files(settings, sel[0]).status(jobs.Outputs(model=True), _pset(settings))
+    assert st.state == jobs.MISSING and "model" in st.reason
 
 
 def test_jobs_locked_by_another_process_are_left_alone(settings):
     sel = jobs.list_jobs(settings, "encoding", dnns=["A"], layers=["l1"], subjects=["sub-01"])
-    held = jobs.JobFiles(Layout.from_settings(settings), settings, sel[1]).lock
+    held = _files(settings, sel[1]).lock
     held.parent.mkdir(parents=True, exist_ok=True)
     holder = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(f"""
@@ -108,12 +156,12 @@ def test_jobs_locked_by_another_process_are_left_alone(settings):
     try:
         assert holder.stdout.readline().strip() == "locked"
         calls = []
-        rep = jobs.run_jobs(settings, sel, _writer(settings, calls), progress=False)
+        rep = _run(settings, sel, _writer(settings, calls))
         assert rep.locked == [sel[1]] and set(rep.ran) == {sel[0], sel[2]}
     finally:
         holder.kill()
         holder.wait()
-    rep = jobs.run_jobs(settings, sel, _writer(settings, []), progress=False)  # the lock died with its holder
+    rep = _run(settings, sel, _writer(settings, []))  # the lock died with its holder
     assert rep.ran == [sel[1]]
 
 
@@ -124,24 +172,23 @@ def test_failed_group_releases_its_locks_and_writes_nothing(settings):
         raise UserError("no data")
 
     with pytest.raises(UserError):
-        jobs.run_jobs(settings, sel, boom, progress=False)
-    lay = Layout.from_settings(settings)
+        _run(settings, sel, boom)
     for job in sel:
-        lock = jobs.try_lock(jobs.JobFiles(lay, settings, job).lock)
+        lock = jobs.try_lock(_files(settings, job).lock)
         assert lock is not None
         lock.release()
-    assert jobs.run_jobs(settings, sel, _writer(settings, []), progress=False).ran == sel
+        assert not _files(settings, job).accuracy.exists()
+    assert _run(settings, sel, _writer(settings, [])).ran == sel
 
 
 def test_stale_temporaries_removed_when_the_job_is_taken(settings):
-    lay = Layout.from_settings(settings)
     job = jobs.list_jobs(settings, "decoding", dnns=["A"])[0]
-    files = jobs.JobFiles(lay, settings, job)
+    files = _files(settings, job)
     files.accuracy.parent.mkdir(parents=True)
     stale = files.accuracy.parent / ".accuracy.abc123.tmp.mat"
     stale.write_bytes(b"partial")
-    assert not files.done(jobs.Outputs())
-    jobs.run_jobs(settings, [job], _writer(settings, []), progress=False)
+    assert files.status(jobs.Outputs(), _pset(settings)).state == jobs.MISSING
+    _run(settings, [job], _writer(settings, []))
     assert not stale.exists() and files.accuracy.exists()
 
 
@@ -154,6 +201,6 @@ def test_cli_list_and_bad_shard(settings, capsys):
         == 0
     )
     out = capsys.readouterr().out
-    assert "pending  decoding A l1 sub-01 V2" in out and "0/3 done" in out
+    assert "missing  decoding A l1 sub-01 V2" in out and "0 done, 0 stale, 3 missing, 0 invalid (of 3)" in out
     assert main(["encode", "--settings", path, "--shard", "3/3"]) == 2
     assert "--shard" in capsys.readouterr().err

@@ -232,7 +232,8 @@ def test_tree_levels_match_manual_assembly(accuracy_settings):
     manual = np.vstack(
         [
             np.concatenate(
-                [read_accuracy(lay.accuracy_file("decoding", dnn.dir, dnn.layers[2], s, roi))[0] for s in accuracy_settings.subjects]
+                [read_accuracy(lay.accuracy_file(lay.published_accuracy_root("decoding"), dnn.dir, dnn.layers[2], s, roi))[0]
+                 for s in accuracy_settings.subjects]
             )
             for roi in accuracy_settings.rois
         ]
@@ -282,7 +283,7 @@ def test_missing_tree_names_path_and_remedy(tmp_path):
     with pytest.raises(MissingDataError) as e:
         S.score_dnn(s, "D0")
     msg = str(e.value)
-    assert "decoding_accuracy/ImageNetTest/sim/D0/conv1_abs/sub-01/V1/accuracy.mat" in msg
+    assert "published/decoding_accuracy/ImageNetTest/sim/D0/conv1_abs/sub-01/V1/accuracy.mat" in msg
     assert "make download-accuracy" in msg and "bhscore decode" in msg
 
 
@@ -296,7 +297,7 @@ def test_simulated_accuracies_are_seeded(tmp_path):
     for k in range(2):
         s = settings_from_dict(small_settings_dict(tmp_path / f"r{k}", n_dnns=1))
         simulate_accuracies(s, seed=7, n_units=5, n_voxels=5)
-        out.append(read_accuracy(tmp_path / f"r{k}" / "encoding_accuracy/ImageNetTest/sim/D0/conv2/sub-02/V3/accuracy.mat")[0])
+        out.append(read_accuracy(tmp_path / f"r{k}" / "published/encoding_accuracy/ImageNetTest/sim/D0/conv2/sub-02/V3/accuracy.mat")[0])
     np.testing.assert_array_equal(out[0], out[1])
 
 

@@ -116,7 +116,63 @@ def test_data_root_relative_to_file_and_env_override(tmp_path, monkeypatch, raw)
     assert data_root(s) == (tmp_path / "elsewhere").resolve()
     lay = Layout.from_settings(s)
     assert lay.fmri_file("sub-01", "ImageNetTest").name == "sub-01_perceptionNaturalImageTest_VC_v2.h5"
-    acc = lay.accuracy_file("decoding", "caffe/AlexNet", "conv2", "sub-02", "V4")
+    acc = lay.accuracy_file(lay.published_accuracy_root("decoding"), "caffe/AlexNet", "conv2", "sub-02", "V4")
     assert acc.relative_to(tmp_path / "elsewhere").as_posix() == (
-        "decoding_accuracy/ImageNetTest/caffe/AlexNet/conv2/sub-02/V4/accuracy.mat"
+        "published/decoding_accuracy/ImageNetTest/caffe/AlexNet/conv2/sub-02/V4/accuracy.mat"
     )
+    computed = lay.param_set_dir("encoding", "0123456789ab")
+    assert computed.relative_to(tmp_path / "elsewhere").as_posix() == "computed/encoding_accuracy/0123456789ab"
+
+
+@pytest.mark.parametrize("bad", ["", ".", "..", "../sub-01", "a/b", "a\\b", "sub\x0001"])
+def test_subject_and_layer_names_are_single_path_components(raw, bad):
+    msg = _error(raw, lambda d: d.update(subjects=["sub-01", bad]))
+    assert "subjects = " in msg and "single path components" in msg and repr(bad) in msg
+    msg = _error(raw, lambda d: d["dnns"]["AlexNet"]["layers"].append(bad))
+    assert "dnns.AlexNet.layers" in msg and "single path components" in msg and repr(bad) in msg
+
+
+def test_layer_names_with_colons_are_fine(raw):
+    d = copy.deepcopy(raw)
+    d["dnns"]["AlexNet"]["layers"][0] = "features:0"
+    assert settings_from_dict(d).dnns["AlexNet"].layers[0] == "features:0"
+
+
+@pytest.mark.parametrize("alpha", [float("inf"), float("nan"), 0, -1.0])
+def test_alpha_finite_and_positive(raw, alpha):
+    msg = _error(raw, lambda d: d["analysis"]["decoding"].update(alpha=alpha))
+    assert "analysis.decoding.alpha" in msg and ("finite" in msg or "greater than 0" in msg)
+
+
+def test_floats_may_be_json_integers(raw):
+    d = copy.deepcopy(raw)
+    d["analysis"]["decoding"]["alpha"] = 250
+    d["dnns"]["AlexNet"]["imagenet_top1"] = 57
+    s = settings_from_dict(json.loads(json.dumps(d)))
+    assert s.analysis.decoding.alpha == 250.0 and s.dnns["AlexNet"].imagenet_top1 == 57.0
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value"),
+    [("decoding", "n_feat", True), ("decoding", "n_feat", "40"), ("score", "n_draws", "40"),
+     ("score", "seed", False), ("score", "n_bootstrap", 10.5), ("score", "encoding_voxel_subsample", True),
+     ("decoding", "alpha", "100"), ("decoding", "alpha", True)],
+)  # fmt: skip
+def test_json_types_are_strict(raw, section, key, value):
+    msg = _error(raw, lambda d: d["analysis"][section].update({key: value}))
+    assert f"analysis.{section}.{key} = {json.dumps(value)}: must be a JSON" in msg
+
+
+@pytest.mark.parametrize(("key", "limit"), [("n_draws", "100000"), ("n_bootstrap", "100000")])
+def test_repetition_counts_are_bounded_with_their_memory(raw, key, limit):
+    ok = copy.deepcopy(raw)
+    ok["analysis"]["score"][key] = 100_000
+    ok["analysis"]["score"]["n_bootstrap" if key == "n_draws" else "n_draws"] = 10
+    assert getattr(settings_from_dict(ok).analysis.score, key) == 100_000
+    msg = _error(raw, lambda d: d["analysis"]["score"].update({key: 100_001}))
+    assert f"analysis.score.{key} = 100001: must be <= {limit}" in msg and " GB of memory" in msg
+
+
+def test_bootstrap_memory_of_both_counts_is_bounded(raw):
+    msg = _error(raw, lambda d: d["analysis"]["score"].update(n_draws=100_000, n_bootstrap=100_000))
+    assert "n_bootstrap = 100000 with n_draws = 100000" in msg and "725 GB" in msg and "limit 16 GB" in msg

@@ -52,7 +52,7 @@ def write_settings(path, root, **score) -> str:
 
 
 def raw(root, kind, dnn, layer, subject, roi) -> np.ndarray:
-    path = root / f"{kind}_accuracy" / "ImageNetTest" / f"v/{dnn}" / layer / subject / roi / "accuracy.mat"
+    path = root / "published" / f"{kind}_accuracy" / "ImageNetTest" / f"v/{dnn}" / layer / subject / roi / "accuracy.mat"
     with h5py.File(path, "r") as f:
         return np.asarray(f["accuracy"], dtype=np.float64).ravel()
 

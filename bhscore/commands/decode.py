@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def add_job_arguments(p: argparse.ArgumentParser, kind: str) -> None:
@@ -15,9 +16,10 @@ def add_job_arguments(p: argparse.ArgumentParser, kind: str) -> None:
     p.add_argument("--roi", action="append", metavar="R", help="only this ROI (repeatable)")
     p.add_argument(
         "--solver",
-        choices=("ours", "fastl2lir"),
-        default="ours",
-        help="'ours': batched FastL2LiR (CPU/CUDA, default); 'fastl2lir': the reference package, for exact legacy runs",
+        choices=("batched", "fastl2lir", "ours"),
+        default=None,
+        help="override analysis.<kind>.solver: 'batched' (bhscore's FastL2LiR, CPU/CUDA) or 'fastl2lir' (the "
+        "reference package); another solver is another parameter set ('ours' = 'batched')",
     )
     p.add_argument(
         "--device", default="auto", help="'auto' (CUDA when available), 'cpu', 'cuda', 'cuda:1', ..."
@@ -36,9 +38,44 @@ def add_job_arguments(p: argparse.ArgumentParser, kind: str) -> None:
             help="also write the decoded test features (one .mat per image)",
         )
     p.add_argument(
-        "--list", action="store_true", help="list the selected jobs and whether each is done; run nothing"
+        "--list",
+        action="store_true",
+        help="list the selected jobs and their state (done / stale and why / missing / invalid); run nothing",
     )
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="recompute every selected job, even those done (their files are moved to computed/superseded/)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar; one log line per finished job")
+
+
+def _list_jobs(args: argparse.Namespace, settings, kind: str, selected, solver) -> int:
+    """``--list``: one line per job (state first), then the counts per state."""
+    from bhscore import jobs
+    from bhscore.paths import Layout
+    from bhscore.provenance import ParamSet, known_param_sets
+
+    layout = Layout.from_settings(settings)
+    param_set = ParamSet.from_settings(settings, kind, solver=solver)
+    outputs = jobs.Outputs(predictions=getattr(args, "save_features", False), model=args.save_model)
+    statuses = jobs.job_statuses(settings, selected, param_set, outputs)
+    others = {k: v for k, v in known_param_sets(layout, kind).items() if k != param_set.id}
+    print(f"{kind}: parameter set {param_set.id} ({param_set.summary()})")
+    print(f"  results: {param_set.directory(layout)}")
+    for job, status in statuses.items():
+        reason = status.reason
+        if status.state == jobs.MISSING and not reason and others:
+            have = [k for k in others
+                    if jobs.JobFiles(layout, settings, job, ParamSet(others[k])).accuracy.exists()]  # fmt: skip
+            if have:
+                reason = f"in parameter set {have[0]}: {param_set.changes_from(others[have[0]])}"
+        print(f"{status.state:<8} {job}" + (f"  ({reason})" if reason else ""))
+    counts = {state: sum(s.state == state for s in statuses.values()) for state in jobs.STATES}
+    print(", ".join(f"{n} {state}" for state, n in counts.items()) + f" (of {len(selected)})")
+    for set_id, params in others.items():
+        print(f"other parameter set {set_id}: {param_set.changes_from(params)}")
+    return 0
 
 
 def run_kind(args: argparse.Namespace, kind: str) -> int:
@@ -49,20 +86,17 @@ def run_kind(args: argparse.Namespace, kind: str) -> int:
     from bhscore.settings import load_settings
 
     settings = load_settings(args.settings)
+    solver = "batched" if args.solver == "ours" else args.solver
     shard_spec = jobs.parse_shard(args.shard) if args.shard else None
+    legacy = Layout.from_settings(settings).legacy_trees()
+    if legacy:
+        print(f"note: results in the pre-0.2 layout at {legacy[0]} are not used; move them with "
+              "`bhscore migrate` (see README, 'Where results live')", file=sys.stderr)  # fmt: skip
     if args.list:
         selected = jobs.list_jobs(settings, kind, args.dnn, args.layer, args.subject, args.roi)
         if shard_spec:
             selected = jobs.shard(selected, *shard_spec)
-        layout = Layout.from_settings(settings)
-        outputs = jobs.Outputs(predictions=getattr(args, "save_features", False), model=args.save_model)
-        n_done = 0
-        for job in selected:
-            done = jobs.JobFiles(layout, settings, job).done(outputs)
-            n_done += done
-            print(f"{'done   ' if done else 'pending'}  {job}")
-        print(f"{n_done}/{len(selected)} done")
-        return 0
+        return _list_jobs(args, settings, kind, selected, solver)
     if args.threads:
         import torch
 
@@ -79,12 +113,14 @@ def run_kind(args: argparse.Namespace, kind: str) -> int:
         layers=args.layer,
         subjects=args.subject,
         rois=args.roi,
-        solver=args.solver,
+        solver=solver,
         device=None if args.device == "auto" else args.device,
         shard_spec=shard_spec,
         save_predictions=getattr(args, "save_features", False),
         save_model=args.save_model,
         progress=not args.no_progress,
+        force=args.force,
+        log_jobs=args.no_progress,
     )
     print(report.summary(kind))
     if report.locked:
@@ -99,7 +135,8 @@ def register(subparsers, common) -> None:
         help="decode DNN units from fMRI (FastL2LiR) and write decoding accuracy trees",
         description="Run the decoding jobs (DNN x layer x subject x ROI) of the settings that are not done yet: "
         "train on the training samples, predict the image-averaged test set, write "
-        "decoding_accuracy/ImageNetTest/<dir>/<layer>/<subject>/<roi>/accuracy.mat. Safe to run in several "
+        "computed/decoding_accuracy/<parameter set>/ImageNetTest/<dir>/<layer>/<subject>/<roi>/accuracy.mat "
+        "with its provenance. Jobs whose inputs or parameters changed are recomputed. Safe to run in several "
         "processes or machines at once (one lock per job) and to interrupt (rerun to finish).",
     )
     add_job_arguments(p, "decoding")

@@ -1,10 +1,22 @@
-"""``bhscore download {fmri,features,accuracy,all}``: verified downloads from figshare (see bhscore.download)."""
+"""``bhscore download {fmri,features,accuracy,all,features-all}``: verified downloads from figshare (see bhscore.download)."""
 
 from __future__ import annotations
 
 import sys
 
-from bhscore.download import APPROX_SIZE, GROUPS, TIMEOUT_ENV, DownloadOptions, download, select, status
+from bhscore.download import (
+    APPROX_SIZE,
+    FEATURES_ALL,
+    GROUPS,
+    STALL_MIN_BYTES,
+    TIMEOUT_ENV,
+    DownloadOptions,
+    download,
+    preflight,
+    select,
+    status,
+)
+from bhscore.errors import UserError
 from bhscore.paths import data_root
 from bhscore.settings import load_settings
 
@@ -18,10 +30,14 @@ def register(subparsers, common) -> None:
         description=(
             "Download the paper's data from figshare into the data root (settings.json 'data_root' or "
             f"$BHSCORE_DATA), checked against figshare's MD5 ({sizes}). Complete files are not fetched "
-            "again; interrupted downloads resume."
+            "again; interrupted downloads resume. 'features-all' (opt-in, not part of 'all'; "
+            f"{APPROX_SIZE[FEATURES_ALL]}): every unit of each layer, the paper's encoding inputs, per DNN "
+            "(--dnn); its size and the free disk space are checked before it starts."
         ),
     )
-    p.add_argument("what", choices=[*GROUPS, "all"], help="what to download")
+    p.add_argument("what", choices=[*GROUPS, "all", FEATURES_ALL], help="what to download")
+    p.add_argument("--dnn", nargs="+", default=None, metavar="NAME",
+                   help="features-all: these DNNs (settings names; default: all 29, ~800 GB)")  # fmt: skip
     p.add_argument("--subject", nargs="+", default=None, metavar="SUBJECT",
                    help="fMRI of these subjects only (default: sub-01 sub-02 sub-03)")  # fmt: skip
     p.add_argument("--only", nargs="+", default=None, metavar="NAME",
@@ -34,15 +50,23 @@ def register(subparsers, common) -> None:
                    help="also re-check complete files: re-hash them, check unpacked trees file by file")  # fmt: skip
     p.add_argument("--keep-archives", action="store_true", help="keep the zips after unpacking")
     p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
-                   help=f"connect timeout (default: ${TIMEOUT_ENV} or 5)")  # fmt: skip
+                   help="bounds connecting, each read, and stalls: a download that receives less than "
+                        f"{STALL_MIN_BYTES // 1024} KiB in this many seconds is abandoned and retried "
+                        f"(resuming); a slow but steady one is never cut (default: ${TIMEOUT_ENV} or 5)")  # fmt: skip
     p.add_argument("--retries", type=int, default=5, help="retries after a dropped connection (default: 5)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=handler)
 
 
 def handler(args) -> int:
-    root = data_root(load_settings(args.settings))
-    entries = select(args.what, args.subject, args.only)
+    settings = load_settings(args.settings)
+    root = data_root(settings)
+    dnn_dirs = None
+    if args.dnn:
+        if args.what != FEATURES_ALL:
+            raise UserError(f"--dnn applies to '{FEATURES_ALL}' only, not {args.what!r}")
+        dnn_dirs = [settings.dnn(name).dir for name in args.dnn]
+    entries = select(args.what, args.subject, args.only, dnn_dirs)
     if args.list or args.check:
         states = status(root, entries)
         if args.list:
@@ -56,7 +80,13 @@ def handler(args) -> int:
         verify=args.verify,
         keep_archives=args.keep_archives,
     )
-    outcomes = download(root, args.what, subjects=args.subject, names=args.only, options=options)
+    if args.what == FEATURES_ALL:
+        plan = preflight(root, entries, options)
+        print(plan.describe(), flush=True)
+        if not plan.fits:
+            raise UserError(plan.refusal())
+    outcomes = download(root, args.what, subjects=args.subject, names=args.only, options=options,
+                        dnn_dirs=dnn_dirs)  # fmt: skip
     for o in outcomes:
         print(f"{o.entry.name:34s} {o.status:10s} {o.path}")
     return 0

@@ -39,6 +39,24 @@ def register(subparsers, common) -> None:
     p.add_argument(
         "-o", "--output", type=Path, metavar="CSV", help="also write the per-DNN comparison table here"
     )
+    p.add_argument(
+        "--accuracies",
+        action="store_true",
+        help="instead: compare the computed accuracy files (current parameter set) with the published ones, file "
+        "by file (tolerances: settings analysis.verify); exit 1 outside them",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="--accuracies: write accuracy_{files,summary,scores}.csv and verify_accuracies.{png,pdf} here",
+    )
+    p.add_argument(
+        "--write-reference",
+        action="store_true",
+        help="--accuracies: first compute the published tree the original scripts' way (bdpy ModelTraining + "
+        "fastl2lir) from this data root's fMRI and features: for simulated data and the demo only",
+    )
     p.set_defaults(func=run)
 
 
@@ -47,9 +65,34 @@ def run(args: argparse.Namespace) -> int:
     from bhscore.settings import load_settings
     from bhscore.verify import format_report, verify
 
+    if args.accuracies:
+        return _run_accuracies(args)
     result = verify(load_settings(args.settings), table=args.table, published=args.published, dnns=args.dnn)
     print(format_report(result))
     if args.output:
         atomic_write_text(args.output, result.table.to_csv(index=False))
         print(f"wrote {args.output}")
+    return 0 if result.ok else 1
+
+
+def _run_accuracies(args: argparse.Namespace) -> int:
+    from bhscore.errors import UserError
+    from bhscore.paths import KINDS, data_root
+    from bhscore.settings import load_settings
+    from bhscore.verify_accuracies import format_accuracy_report, run, write_reference_tree
+
+    settings = load_settings(args.settings)
+    if args.write_reference:
+        downloaded = [k for k in KINDS if (data_root(settings) / "downloads" / f"{k}_accuracy.done.json").exists()]
+        if downloaded:
+            raise UserError(
+                f"--write-reference refused: {data_root(settings)} holds the downloaded published "
+                f"{' and '.join(downloaded)} accuracies, which it would overwrite (it is for simulated data only)"
+            )
+        root = write_reference_tree(settings, dnns=args.dnn)
+        print(f"wrote the reference (original scripts') accuracies under {root}")
+    result, paths = run(settings, dnns=args.dnn, out_dir=args.out)
+    print(format_accuracy_report(result))
+    for path in paths:
+        print(f"wrote {path}")
     return 0 if result.ok else 1
