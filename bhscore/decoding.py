@@ -63,6 +63,32 @@ class ZScore:
         """``Z * norm + mean`` in float64."""
         return np.asarray(Z, dtype=np.float64) * self.norm + self.mean
 
+    def rounded(self) -> ZScore:
+        """The statistics rounded to float32 (as the original scripts save them), held as float64."""
+        as32 = lambda a: a.astype(np.float32).astype(np.float64)  # noqa: E731
+        return ZScore(as32(self.mean), as32(self.norm), self.constant)
+
+
+def _nan_columns(X, zs: ZScore, rows: np.ndarray | None) -> np.ndarray:
+    """Inputs that the original scripts z-score to 0/0 = NaN: constant, and equal to their float32 mean.
+
+    The originals compute the mean in float32 (numpy's sum down the rows, C order); a constant column whose
+    float32 mean is inexact gives (x - mean) / 0 = +-inf instead, which bdpy's ModelTraining sets to 0.
+
+    Returns
+    -------
+    ndarray of shape (n_inputs,), bool
+    """
+    cols = np.flatnonzero(zs.constant)
+    if cols.size == 0:
+        return zs.constant.copy()
+    block = np.ascontiguousarray(np.take(X, cols, axis=1), dtype=np.float32)
+    if rows is not None:
+        block = block[rows]
+    out = np.zeros(zs.constant.shape, dtype=bool)
+    out[cols] = np.mean(block, axis=0) == block[0]
+    return out
+
 
 def zscore_stats(X, rows: np.ndarray | None = None, chunk: int = 4096) -> ZScore:
     """Training statistics of the columns of ``X[rows]`` (ddof=1, zero-std guard).
@@ -161,6 +187,9 @@ class RidgeOptions:
         For solver 'batched': 'cpu', 'cuda', ... ; None: CUDA when available.
     exact_rows : bool
         Solver 'batched' on the row-expanded samples instead of the per-image sums (for checking).
+    constant_inputs, zscore_over, float32_rounding
+        How the original scripts' numerics are reproduced (``RidgeSettings``; docs/method.md, "Reproducing the
+        published accuracies: options").
     """
 
     alpha: float = 100.0
@@ -168,6 +197,9 @@ class RidgeOptions:
     dtype: str = "float64"
     solver: str = "batched"
     exact_rows: bool = False
+    constant_inputs: str = "original"
+    zscore_over: str = "images"
+    float32_rounding: bool = True
     device: str | None = None
     progress: bool = False
 
@@ -200,13 +232,26 @@ class TrainingInputs:
 
     def __init__(self, X, options: RidgeOptions, rows: np.ndarray | None = None):
         self.options = options
-        self.zs = zscore_stats(X, rows)
+        # the original encoding script z-scores the features over the distinct training images
+        over_images = rows is not None and options.zscore_over == "images"
+        self.zs = zscore_stats(X, None if over_images else rows)
         self.n_inputs = X.shape[1]
+        #: original scripts: constant inputs z-score to 0/0 = NaN, which every output selects (all-NaN result)
+        self.nan_everything = options.constant_inputs == "original" and bool(
+            _nan_columns(X, self.zs, None if over_images else rows).any()
+        )
         batched = options.solver == "batched"
         self.exact_rows = bool(getattr(options, "exact_rows", False))
         self.wide = self.n_inputs > ridge.MAX_GRAM_INPUTS and batched
-        # z-scored and row-expanded on the fly; per image (the rows' sums) unless exact_rows
-        self.source = ridge.InputMatrix(X, rows, self.zs.mean, self.zs.norm, options.dtype)
+        if options.float32_rounding:
+            self.zs = self.zs.rounded()
+        if options.float32_rounding and np.dtype(options.dtype) != np.float32:
+            # bdpy's ModelTraining(dtype=float32) rounds the z-scored inputs before the float64 fit
+            X = self.zs.apply(X, np.float32).astype(np.float64)
+            self.source = ridge.InputMatrix(X, rows, None, None, options.dtype)
+        else:
+            # z-scored and row-expanded on the fly; per image (the rows' sums) unless exact_rows
+            self.source = ridge.InputMatrix(X, rows, self.zs.mean, self.zs.norm, options.dtype)
         self.X = None
         if not self.wide and not (batched and rows is not None and not self.exact_rows):
             self.X = self.source.materialize()  # the row-expanded samples
@@ -280,10 +325,25 @@ def fit_predict(
     Y_test : ndarray of shape (n_test, n_outputs)
         The true test outputs.
     """
-    ys = zscore_stats(Y_train)
-    res = inputs.fit(ys.apply(Y_train, inputs.options.dtype))
-    Xt = inputs.zs.apply(X_test, inputs.options.dtype)
-    pred = ys.invert(res.predict(Xt))
+    o = inputs.options
+    groups = ridge.distinct_rows(Y_train) if o.zscore_over == "images" else None
+    # the original decoding script takes the features' statistics over the distinct training images
+    ys = zscore_stats(Y_train if groups is None else Y_train[groups.source_rows])
+    if o.float32_rounding:
+        # bdpy's ModelTraining / ModelTest with dtype float32: z-scored Y, saved statistics, weights and the
+        # z-scored test X are float32 (the fit itself in ``dtype``)
+        ys = ys.rounded()
+        res = inputs.fit(ys.apply(Y_train, np.float32).astype(o.dtype, copy=False))
+        Xt = inputs.zs.apply(X_test, np.float32)
+        weights = ridge.RidgeFit(res.coef.astype(np.float32), res.b.astype(np.float32), res.selection,
+                                 res.n_inputs)  # fmt: skip
+        pred = (weights.predict(Xt) * ys.norm.astype(np.float32) + ys.mean.astype(np.float32)).astype(np.float64)
+    else:
+        res = inputs.fit(ys.apply(Y_train, o.dtype))
+        Xt = inputs.zs.apply(X_test, o.dtype)
+        pred = ys.invert(res.predict(Xt))
+    if inputs.nan_everything:
+        pred = np.full_like(pred, np.nan)
     return Outcome(pearson_columns(pred, Y_test), pred, res, ys)
 
 

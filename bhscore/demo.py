@@ -91,7 +91,10 @@ def demo_settings(size: DemoSize) -> dict:
         "rois": ["V1", "V2", "V3", "V4", "HVC"],
         "analysis": {
             "decoding": {"alpha": 100.0, "n_feat": 50, "dtype": "float32"},
-            "encoding": {"alpha": 100.0, "n_feat": min(100, size.n_units), "dtype": "float32", "inputs": "subset"},
+            # random-weight CNNs have dead units (constant over every image): the original scripts would
+            # make each such layer's whole encoding file NaN (constant_inputs: original); the demo uses 'zero'
+            "encoding": {"alpha": 100.0, "n_feat": min(100, size.n_units), "dtype": "float32", "inputs": "subset",
+                         "constant_inputs": "zero"},
             "score": {"n_test_images": size.n_test, "n_draws": 100, "n_bootstrap": 200, "accuracy_source": "computed"},
         },
         "dnns": {name: {**spec, "weights": None, "preprocessing": "paper"} for name, spec in _DEMO_DNNS.items()},

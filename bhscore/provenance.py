@@ -52,10 +52,14 @@ IMPLIED = {"inputs": "subset"}
 #: Fixed method details of this version that determine the numbers (docs/method.md). A change here is a new
 #: parameter set for every job.
 METHOD = {
-    "zscore": "training mean, std ddof=1; constant columns -> 0",
+    "zscore": "training mean, std ddof=1 (constant columns: the constant_inputs option)",
     "test": "image-averaged test samples, z-scored with the training statistics",
     "accuracy": "Pearson r over test images; NaN for a constant prediction or truth",
     "matching": "samples matched to features by stimulus name",
+    # v2: the defaults of constant_inputs, zscore_over and float32_rounding reproduce the original scripts
+    # (NaN for constant inputs, feature statistics over the distinct images, bdpy's float32 rounding), which
+    # changes what the defaults compute: every set id changes, so earlier results are not counted as done.
+    "options": "v2: original scripts' numerics by default",
 }
 
 

@@ -113,6 +113,25 @@ class RidgeSettings(_Strict):
         description="NaN/Inf in the test inputs or outputs: 'error' stops naming the file, sample and column; "
         "'propagate' keeps the original scripts' behaviour (NaN accuracies), warns and records it.",
     )
+    # The original scripts' numerics (defaults) and the sane alternatives; docs/method.md, "Reproducing the
+    # published accuracies: options".
+    constant_inputs: Literal["original", "zero"] = Field(
+        "original",
+        description="An input constant over the training samples: 'original' z-scores it to 0/0 = NaN as the "
+        "original scripts do, which every output then selects (the whole fit's accuracies NaN); 'zero' sets it "
+        "to 0 (never selected).",
+    )
+    zscore_over: Literal["images", "samples"] = Field(
+        "images",
+        description="Statistics of the features (encoding inputs, decoding outputs): 'images' over the distinct "
+        "training images, as the original scripts; 'samples' over the training samples (each image counted per "
+        "presentation).",
+    )
+    float32_rounding: bool = Field(
+        True, strict=True,
+        description="Round as bdpy's ModelTraining/ModelTest with dtype float32: the z-scored training inputs and "
+        "outputs, the statistics, the weights and the z-scored test inputs are float32 (the fit in dtype).",
+    )
 
 
 class ScoreSettings(_Strict):

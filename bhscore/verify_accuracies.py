@@ -344,14 +344,17 @@ def _zscore_stats(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return a.mean(axis=0, keepdims=True), a.std(axis=0, ddof=1, keepdims=True)
 
 
-def _reference_fit_predict(X, Y, X_test, alpha, n_feat, dtype):
+def _reference_fit_predict(X, Y, X_test, alpha, n_feat, dtype, x_stats=None, y_stats=None):
     """FastL2LiR through bdpy's ModelTraining, as the original scripts: z-scored X and Y (training statistics),
-    prediction un-z-scored. Shapes: X (n, p), Y (n, q), X_test (m, p) -> (m, q)."""
+    prediction un-z-scored. Shapes: X (n, p), Y (n, q), X_test (m, p) -> (m, q).
+
+    ``x_stats`` / ``y_stats``: (mean, std) arrays of shape (1, p) / (1, q) when the original takes them from
+    other rows than the fitted ones (the features' statistics over the distinct images)."""
     from bdpy.ml import ModelTraining
     from fastl2lir import FastL2LiR
 
-    x_mean, x_norm = _zscore_stats(X)
-    y_mean, y_norm = _zscore_stats(Y)
+    x_mean, x_norm = x_stats if x_stats is not None else _zscore_stats(X)
+    y_mean, y_norm = y_stats if y_stats is not None else _zscore_stats(Y)
     model = FastL2LiR()
     with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
         train = ModelTraining(model, X, Y, X_normalize={"mean": x_mean, "std": x_norm},
@@ -373,7 +376,8 @@ def write_reference_tree(settings, dnns: Sequence[str] | None = None, kinds: Seq
                          dtypes: dict | None = None) -> Path:  # fmt: skip
     """Compute accuracies the original scripts' way and write them as the published tree of ``settings``.
 
-    Decoding in float64 and encoding in float32 (the original scripts; ``dtypes`` overrides), alpha and n_feat
+    ModelTraining with dtype float32 in both directions and the features' statistics over the distinct
+    training images (the original scripts; ``dtypes`` overrides the dtypes), alpha and n_feat
     from ``settings.analysis``; encoding reads the features tree of ``analysis.encoding.inputs``. Meant for
     small experiments (the demo, tests): one bdpy fit per (DNN, layer, subject, ROI).
 
@@ -385,7 +389,8 @@ def write_reference_tree(settings, dnns: Sequence[str] | None = None, kinds: Seq
     from bhscore.decoding import DataStore, sample_rows
     from bhscore.formats import write_accuracy
 
-    dtypes = {"decoding": None, "encoding": np.float32, **(dtypes or {})}
+    # both original scripts run bdpy's ModelTraining with dtype float32 (docs/method.md, options)
+    dtypes = {"decoding": np.float32, "encoding": np.float32, **(dtypes or {})}
     layout = Layout.from_settings(settings)
     names = list(dnns) if dnns else list(settings.dnns)
     for kind in kinds:
@@ -397,15 +402,18 @@ def write_reference_tree(settings, dnns: Sequence[str] | None = None, kinds: Seq
             for name in names:
                 d = settings.dnn(name)
                 for layer in d.layers:
-                    F = store.features(name, layer, TRAINING, fm.train_images)[rows].astype(np.float64)
+                    F_img = store.features(name, layer, TRAINING, fm.train_images).astype(np.float64)
+                    F, f_stats = F_img[rows], _zscore_stats(F_img)  # statistics over the distinct images
                     F_test = store.features(name, layer, TEST, fm.test_names).astype(np.float64)
                     for roi in settings.rois:
                         B, B_test = fm.train[roi].astype(np.float64), fm.test[roi].astype(np.float64)
                         if kind == "decoding":
-                            pred = _reference_fit_predict(B, F, B_test, ridge.alpha, ridge.n_feat, dtypes[kind])
+                            pred = _reference_fit_predict(B, F, B_test, ridge.alpha, ridge.n_feat, dtypes[kind],
+                                                          y_stats=f_stats)  # fmt: skip
                             acc = _pearson_columns(pred, F_test)
                         else:
-                            pred = _reference_fit_predict(F, B, F_test, ridge.alpha, ridge.n_feat, dtypes[kind])
+                            pred = _reference_fit_predict(F, B, F_test, ridge.alpha, ridge.n_feat, dtypes[kind],
+                                                          x_stats=f_stats)  # fmt: skip
                             acc = _pearson_columns(pred, B_test)
                         path = layout.accuracy_file(layout.published_accuracy_root(kind), d.dir, layer, subject, roi)
                         write_accuracy(path, acc, len(fm.test_names))

@@ -119,7 +119,9 @@ def test_fit_predict_solvers_agree_and_constant_units_give_nan(dtype):
     Yt[:, 9] = 0.0  # a unit constant over the test images
     out = {}
     for solver in ("ours", "fastl2lir"):
-        opt = RidgeOptions(alpha=100.0, n_feat=20, dtype=dtype, solver=solver, device="cpu")
+        # the sane alternatives of the original scripts' numerics (tests/test_original_options.py)
+        opt = RidgeOptions(alpha=100.0, n_feat=20, dtype=dtype, solver=solver, device="cpu",
+                           constant_inputs="zero", zscore_over="samples", float32_rounding=False)
         out[solver] = fit_predict(TrainingInputs(X, opt), Y, Xt, Yt)
     a, b = out["ours"].accuracy, out["fastl2lir"].accuracy
     assert np.isnan(a[4]) and np.isnan(a[9]) and np.isnan(b[4])
