@@ -62,7 +62,7 @@ fi
 {
     echo "GPU bench $(date -u +%FT%TZ) on $(hostname); device $DEV; load: $(uptime | sed 's/.*load average: //')"
     tail -n 1 "$OUT/nvidia-smi.txt"
-    grep -E "passed|failed|skipped|error" "$LOG" | grep -E "^[0-9]+ (passed|failed)|^=+ .*(passed|failed|skipped)" | tail -n 2
+    echo "pytest -m gpu: $(grep -E '^[0-9]+ (passed|failed|skipped|error)|^=+ .*(passed|failed|skipped)' "$LOG" | head -n 1)"
     "$PY" - "$JSON" <<'EOF'
 import json, sys
 for line in open(sys.argv[1]):

@@ -5,9 +5,9 @@ A paper-sized simulated experiment in the real file formats (written once under 
 - 3 subjects; training 1200 images x 5 presentations = 6000 samples, test 50 images x 24 presentations;
 - ROI sizes like the real ones (about 14k visual-cortex voxels per subject, of which these ROIs hold ~9.5k):
   V1 2000, V2 2000, V3 1600, V4 900, HVC 3000 voxels, scaled by 0.9 / 1.0 / 1.1 for sub-01 / 02 / 03;
-- a DNN with AlexNet's layers: ``AlexNet`` holds 1000 units per layer (the released random subsets, the
-  decoding targets); ``AlexNet-all`` holds all units of the layers the encoding sample uses (conv1_abs 290,400,
-  conv2 186,624, conv3/conv4 64,896, conv5 43,264, fc6/fc7 4096, fc8 1000).
+- a DNN with AlexNet's layers: ``features/`` holds 1000 units per layer (the released random subsets, the
+  decoding targets), ``features_all/`` all units of the layers the encoding sample uses (the paper's encoding
+  inputs; AlexNet: conv1_abs 290,400, conv2 186,624, conv3/conv4 64,896, conv5 43,264, fc6/fc7 4096, fc8 1000).
 
 Measured in one run, job by job (each in its own process; peak memory = the process's maximum resident set):
 
@@ -17,7 +17,7 @@ Measured in one run, job by job (each in its own process; peak memory = the proc
 - ``bhscore decode`` / ``bhscore encode`` on the same jobs (``--force``; per-job times from ``--no-progress``).
 
 Cost model per job and method: ``T = t0 + F / R``, F the job's floating point operations (formulas in
-:func:`flops`), (t0, R) fitted on the smallest and the largest measured job, checked on the others. It is
+:func:`flops`), (t0, R) fitted by least squares on the measured jobs and checked on each of them. It is
 extrapolated to the 29 DNNs: 10,575 decoding jobs (705 layers x 3 subjects x 5 ROIs, 1000 units each) and the
 encoding of all 705 layers (assumed to have AlexNet's distribution of layer sizes: 705 / 8 x its 8 layers),
 with the ROI sizes above.
@@ -48,10 +48,11 @@ SUBJECT_SCALE = {"sub-01": 0.9, "sub-02": 1.0, "sub-03": 1.1}
 ALEXNET = {"conv1_abs": (96, 55, 55), "conv2": (256, 27, 27), "conv3": (384, 13, 13), "conv4": (384, 13, 13),
            "conv5": (256, 13, 13), "fc6": (4096,), "fc7": (4096,), "fc8": (1000,)}  # fmt: skip
 N_LAYERS_PAPER = 705
+DNN_DIR = "simulated/AlexNet"
 N_SAMPLES, N_IMAGES, N_TEST, TEST_REPEATS = 6000, 1200, 50, 24
 N_FEAT, ALPHA, DECODING_UNITS = 500, 100.0, 1000
 MAX_GRAM_INPUTS = 16384  # bhscore.ridge.MAX_GRAM_INPUTS
-WARMUP = "warmup"  # a tiny first layer of AlexNet-all: its group pays the fMRI reading, not the sampled ones
+WARMUP = "warmup"  # a tiny first layer: its encoding group pays the fMRI reading, not the sampled layers
 
 
 def _units(layer: str) -> int:
@@ -97,8 +98,8 @@ def prepare(root: Path, enc_layers: list[str], dry: bool, seed: int = 0) -> Path
     t0 = time.perf_counter()
     wrote = []
 
-    def write_layer(dnn_dir: str, layer: str, shape: tuple, depth: float) -> None:
-        out = {s: layout.features_dir(s, dnn_dir) / layer for s in split}
+    def write_layer(tree, layer: str, shape: tuple, depth: float) -> None:
+        out = {s: tree(s, DNN_DIR) / layer for s in split}
         if all(d.is_dir() and len(list(d.glob("*.mat"))) == len(split[s]) for s, d in out.items()):
             return
         m = int(np.prod(shape))
@@ -110,14 +111,15 @@ def prepare(root: Path, enc_layers: list[str], dry: bool, seed: int = 0) -> Path
             np.maximum(feats, 0, out=feats)  # ReLU
             for i, name in enumerate(ns):
                 formats.save_feature(out[s] / f"{name}.mat", feats[i].reshape((1, *shape)))
-        wrote.append(f"{dnn_dir}/{layer}")
+        wrote.append(f"{tree(TRAINING, DNN_DIR).parent.parent.parent.name}/{layer}")
 
     for j, layer in enumerate(ALEXNET):
-        write_layer("simulated/AlexNet", layer, (DECODING_UNITS,), 4 * j / 7)
+        write_layer(layout.features_dir, layer, (DECODING_UNITS,), 4 * j / 7)
     for layer in enc_layers:
         shape = (max(1, _units(layer) // 400),) if dry else ALEXNET[layer]
-        write_layer("simulated/AlexNet-all", layer, shape, 4 * list(ALEXNET).index(layer) / 7)
-    write_layer("simulated/AlexNet-all", WARMUP, (16,), 0.0)
+        write_layer(layout.features_all_dir, layer, shape, 4 * list(ALEXNET).index(layer) / 7)
+    for tree in (layout.features_dir, layout.features_all_dir):
+        write_layer(tree, WARMUP, (16,), 0.0)
     for s_i, (subject, rois) in enumerate(sizes.items()):
         if all(layout.fmri_file(subject, s).exists() for s in split):
             continue
@@ -144,11 +146,10 @@ def prepare(root: Path, enc_layers: list[str], dry: bool, seed: int = 0) -> Path
             "score": {"n_test_images": n_test},
         },
         "dnns": {
-            "AlexNet": {"dir": "simulated/AlexNet", "layers": list(ALEXNET)},
-            "AlexNet-all": {
-                "dir": "simulated/AlexNet-all",
-                "layers": [WARMUP, *ALEXNET],  # only the sampled layers are written
-            },
+            "AlexNet": {
+                "dir": DNN_DIR,
+                "layers": [WARMUP, *ALEXNET],
+            },  # features_all/: only the sampled layers
         },
     }
     formats.atomic_write_text(settings_path, json.dumps(settings, indent=2) + "\n")
@@ -193,7 +194,8 @@ def original_job(root: Path, kind: str, dnn_dir: str, layer: str, subject: str, 
     model_dir.mkdir(parents=True, exist_ok=True)
     brain = bdpy.BData(str(layout.fmri_file(subject, TRAINING)))
     times["brain_load"] = time.perf_counter() - t0  # once per script run in the original, not per job
-    feats = Features(str(layout.features_dir(TRAINING, dnn_dir)))
+    tree = layout.features_dir if kind == "decoding" else layout.features_all_dir  # features_all: the paper's
+    feats = Features(str(tree(TRAINING, dnn_dir)))
     select = f"ROI_{roi} = 1"
     if kind == "decoding":
         x = brain.select(select)
@@ -238,7 +240,7 @@ def original_job(root: Path, kind: str, dnn_dir: str, layer: str, subject: str, 
     t2 = time.perf_counter()  # the predict script
     brain_te = bdpy.BData(str(layout.fmri_file(subject, TEST)))
     times["brain_load"] += time.perf_counter() - t2
-    feats_te = Features(str(layout.features_dir(TEST, dnn_dir)))
+    feats_te = Features(str(tree(TEST, dnn_dir)))
     if kind == "decoding":
         x = brain_te.select(select)
         x_labels = brain_te.select("image_index").flatten()
@@ -439,7 +441,7 @@ def main(argv=None) -> int:
         ours = run_ours(args, "decoding", "AlexNet", ["fc7", "fc8"], subject, [roi])
         rec.update(ours_s=ours["jobs"][-1][1], ours_first_s=ours["jobs"][0][1], ours_gib=ours["gib"])
         if not args.no_original:
-            orig = run_original(args, "decoding", "simulated/AlexNet", "fc8", subject, roi)
+            orig = run_original(args, "decoding", DNN_DIR, "fc8", subject, roi)
             rec.update(
                 original_s=orig["job"],
                 original_wall_s=orig["wall"],
@@ -456,13 +458,13 @@ def main(argv=None) -> int:
     # one run, a tiny layer first (its group reads the fMRI), then each sampled layer's group
     roi = "V4"
     q = sizes[subject][roi]
-    ours = run_ours(args, "encoding", "AlexNet-all", [WARMUP, *enc_layers, *wide], subject, [roi])
+    ours = run_ours(args, "encoding", "AlexNet", [WARMUP, *enc_layers, *wide], subject, [roi])
     ours_s = {line.split()[3]: t for line, t in ours["jobs"]}
     for layer in enc_layers + wide:
         m = n_units[layer]
         rec = {"layer": layer, "units": m, "voxels": q, "ours_s": ours_s[layer], "ours_gib": ours["gib"]}
         if not args.no_original and layer in enc_layers:
-            orig = run_original(args, "encoding", "simulated/AlexNet-all", layer, subject, roi)
+            orig = run_original(args, "encoding", DNN_DIR, layer, subject, roi)
             rec.update(original_s=orig["job"], original_wall_s=orig["wall"], original_gib=orig["gib"],
                        original_accuracy=orig["mean_accuracy"])  # fmt: skip
         results["encoding"].append(rec)
