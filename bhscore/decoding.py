@@ -482,6 +482,18 @@ class DataStore:
         """Features (len(images), n_units) float32 of ``images`` (error naming any image without a file)."""
         return self.features_checked(dnn, layer, split, images)[0]
 
+    def unit_order(self, dnn: str, layer: str) -> np.ndarray | None:
+        """Encoding inputs' column order (``analysis.encoding.unit_order``): None when it is the files' own
+        (C order, or units that are already a flat vector)."""
+        from bhscore.formats import feature_shape, fortran_unit_order
+        from bhscore.paths import TRAINING
+
+        if self.settings.analysis.encoding.unit_order != "fortran":
+            return None
+        features_dir, _ = self.layout.input_features(self.settings, "encoding", TRAINING, dnn)
+        shape = feature_shape(features_dir, layer)
+        return fortran_unit_order(shape) if sum(d > 1 for d in shape) > 1 else None
+
     def features_checked(
         self, dnn: str, layer: str, split: str, images: Sequence[str]
     ) -> tuple[np.ndarray, int]:

@@ -55,8 +55,11 @@ def run_encoding_group(store: DataStore, jobs: Sequence, options: RidgeOptions, 
     F_train = store.features(dnn, layer, TRAINING, train_images)  # (n_images, n_units)
     _require_outputs(F_train.shape[1], f"features of {what}")
     rows = sample_rows(fm.train_labels, train_images, what)
-    inputs = TrainingInputs(F_train, options, rows=rows)
     X_test, n_bad = store.features_checked(dnn, layer, TEST, fm.test_names)
+    order = store.unit_order(dnn, layer)
+    if order is not None:  # the original's Fortran flattening: only ties at the n_feat-th unit can differ
+        F_train, X_test = F_train[:, order], X_test[:, order]
+    inputs = TrainingInputs(F_train, options, rows=rows)
     for job in jobs:
         _require_outputs(fm.train[job.roi].shape[1],
                          f"ROI {job.roi!r} of {subject} ({store.layout.fmri_file(subject, TRAINING)})")  # fmt: skip

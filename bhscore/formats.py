@@ -556,6 +556,25 @@ def feature_labels(features_dir: str | os.PathLike, layer: str) -> list[str]:
     return sorted(_layer_files(_layer_dir(Path(features_dir), layer)))
 
 
+def feature_shape(features_dir: str | os.PathLike, layer: str) -> tuple[int, ...]:
+    """Shape of one image's units in a layer (the first file's array without its leading axis of 1)."""
+    first = feature_labels(features_dir, layer)[0]
+    return tuple(load_feature(Path(features_dir) / layer / f"{first}.mat").shape[1:])
+
+
+def fortran_unit_order(shape: Sequence[int]) -> np.ndarray:
+    """Column order that turns C-flattened units of ``shape`` into Fortran-flattened ones.
+
+    ``X.reshape(n, -1)[:, fortran_unit_order(shape)]`` equals ``X.reshape(n, -1, order='F')`` for X of shape
+    ``(n, *shape)`` (the original encoding scripts flatten their features that way).
+
+    Returns
+    -------
+    ndarray of shape (prod(shape),), int64
+    """
+    return np.arange(int(np.prod(shape)), dtype=np.int64).reshape(tuple(shape)).ravel(order="F")
+
+
 def write_feature_index(path: str | os.PathLike, index: Mapping[str, np.ndarray]) -> Path:
     """Write a feature-index file (key ``index``: struct layer -> 0-based unit indices), atomically.
 

@@ -59,7 +59,7 @@ METHOD = {
     # v2: the defaults of constant_inputs, zscore_over and float32_rounding reproduce the original scripts
     # (NaN for constant inputs, feature statistics over the distinct images, bdpy's float32 rounding), which
     # changes what the defaults compute: every set id changes, so earlier results are not counted as done.
-    "options": "v2: original scripts' numerics by default",
+    "options": "v2: original scripts' numerics by default (incl. Fortran unit order in encoding)",
 }
 
 

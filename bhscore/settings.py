@@ -195,6 +195,12 @@ EncodingInputs = Literal["all_units", "subset"]
 class EncodingSettings(RidgeSettings):
     """:class:`RidgeSettings` of the encoding direction, plus which features tree the inputs come from."""
 
+    unit_order: Literal["fortran", "c"] = Field(
+        "fortran",
+        description="Order of a layer's units as encoding inputs: 'fortran' as the original scripts "
+        "(x.reshape(n, -1, order='F')), 'c' the feature files' C order. Only exact ties at the n_feat-th unit "
+        "(and the rows of a saved model's W) differ.",
+    )
     inputs: EncodingInputs = Field(
         "all_units",
         description="'all_units': every unit of the layer from <data root>/features_all (the paper's analysis; "

@@ -403,8 +403,11 @@ def write_reference_tree(settings, dnns: Sequence[str] | None = None, kinds: Seq
                 d = settings.dnn(name)
                 for layer in d.layers:
                     F_img = store.features(name, layer, TRAINING, fm.train_images).astype(np.float64)
-                    F, f_stats = F_img[rows], _zscore_stats(F_img)  # statistics over the distinct images
                     F_test = store.features(name, layer, TEST, fm.test_names).astype(np.float64)
+                    order = store.unit_order(name, layer) if kind == "encoding" else None
+                    if order is not None:  # the original encoding flattens units in Fortran order
+                        F_img, F_test = F_img[:, order], F_test[:, order]
+                    F, f_stats = F_img[rows], _zscore_stats(F_img)  # statistics over the distinct images
                     for roi in settings.rois:
                         B, B_test = fm.train[roi].astype(np.float64), fm.test[roi].astype(np.float64)
                         if kind == "decoding":

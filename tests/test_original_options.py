@@ -87,3 +87,45 @@ def test_constant_input_makes_every_accuracy_nan_as_the_original():
                        test_vox)  # fmt: skip
     assert np.isfinite(sane.accuracy).all() and sane.accuracy.mean() > 0
 
+
+
+# -------------------------------------------------------------------------------------------------
+# item 4: the original encoding flattens each image's units in Fortran order
+# -------------------------------------------------------------------------------------------------
+
+
+def test_fortran_unit_order_equals_numpys_fortran_reshape():
+    from bhscore.formats import fortran_unit_order
+
+    rng = np.random.default_rng(0)
+    for shape in [(3, 4, 5), (2, 7), (6,), (1, 1, 9)]:
+        x = rng.standard_normal((4, *shape))
+        np.testing.assert_array_equal(
+            x.reshape(4, -1)[:, fortran_unit_order(shape)], x.reshape(4, -1, order="F")
+        )
+
+
+def test_encoding_inputs_follow_the_settings_unit_order(tmp_path):
+    """A layer of (C, H, W) units is reordered for encoding (default 'fortran'), a flat one is left alone."""
+    import json
+
+    from bhscore import formats
+    from bhscore.decoding import DataStore
+    from bhscore.paths import TRAINING, Layout
+    from bhscore.settings import load_settings
+
+    raw = {"data_root": ".", "subjects": ["sub-01"], "rois": ["V1", "V2"],
+           "analysis": {"score": {"layers_per_draw": 3}, "encoding": {"inputs": "subset"}},
+           "dnns": {"N": {"dir": "fw/N", "layers": ["conv", "pool", "fc"]}}}  # fmt: skip
+    (tmp_path / "settings.json").write_text(json.dumps(raw))
+    s = load_settings(tmp_path / "settings.json")
+    d = Layout.from_settings(s).features_dir(TRAINING, "fw/N")
+    formats.save_feature(d / "conv" / "n01_1.mat", np.zeros((1, 2, 3, 4)))
+    formats.save_feature(d / "fc" / "n01_1.mat", np.zeros((1, 10)))
+    formats.save_feature(d / "pool" / "n01_1.mat", np.zeros((1, 5, 1, 1)))
+    store = DataStore(s, kind="encoding")
+    np.testing.assert_array_equal(store.unit_order("N", "conv"), formats.fortran_unit_order((2, 3, 4)))
+    assert store.unit_order("N", "fc") is None and store.unit_order("N", "pool") is None
+    raw["analysis"]["encoding"]["unit_order"] = "c"
+    (tmp_path / "settings.json").write_text(json.dumps(raw))
+    assert DataStore(load_settings(tmp_path / "settings.json"), kind="encoding").unit_order("N", "conv") is None
