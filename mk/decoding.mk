@@ -16,16 +16,16 @@ _workers     = $(shell seq 1 $(WORKERS))
 
 .PHONY: decode encode decode-workers encode-workers decode-list encode-list bench-ridge
 
-decode: $(INSTALLED) ## decoding accuracies (fMRI -> units) of DNN (default: all) into <data root>/decoding_accuracy
+decode: $(INSTALLED) ## decoding accuracies (fMRI -> units) of DNN (default: all) into <data root>/computed/decoding_accuracy/<set>
 	$(BHSCORE) decode --settings $(SETTINGS) $(_dnn_args) $(_thread_args) $(DECODE_FLAGS)
 
-encode: $(INSTALLED) ## encoding accuracies (units -> fMRI) of DNN (default: all) into <data root>/encoding_accuracy
+encode: $(INSTALLED) ## encoding accuracies (units -> fMRI) of DNN (default: all) into <data root>/computed/encoding_accuracy/<set>
 	$(BHSCORE) encode --settings $(SETTINGS) $(_dnn_args) $(_thread_args) $(ENCODE_FLAGS)
 
-decode-list: $(INSTALLED) ## list the decoding jobs of DNN (default: all) and which are done
+decode-list: $(INSTALLED) ## list the decoding jobs of DNN (default: all): done / stale (why) / missing / invalid
 	$(BHSCORE) decode --settings $(SETTINGS) $(_dnn_args) --list $(DECODE_FLAGS)
 
-encode-list: $(INSTALLED) ## list the encoding jobs of DNN (default: all) and which are done
+encode-list: $(INSTALLED) ## list the encoding jobs of DNN (default: all): done / stale (why) / missing / invalid
 	$(BHSCORE) encode --settings $(SETTINGS) $(_dnn_args) --list $(ENCODE_FLAGS)
 
 decode-workers: $(addprefix decode-worker-,$(_workers)) ## WORKERS decode processes sharing one job list (run with make -j)

@@ -11,7 +11,7 @@ download-fmri: $(INSTALLED) ## download the fMRI data of sub-01..03 (~2.4 GB) in
 download-features: $(INSTALLED) ## download the DNN features, 1000 units/layer (~6.8 GB) into <data root>/features
 	$(BHSCORE) download features --settings $(SETTINGS) $(DOWNLOAD_FLAGS)
 
-download-accuracy: $(INSTALLED) ## download the published decoding + encoding accuracies (~350 MB)
+download-accuracy: $(INSTALLED) ## download the published decoding + encoding accuracies (~350 MB) into <data root>/published
 	$(BHSCORE) download accuracy --settings $(SETTINGS) $(DOWNLOAD_FLAGS)
 
 download-all: download-fmri download-features download-accuracy ## all of the above (~9.5 GB)
