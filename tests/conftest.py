@@ -62,4 +62,36 @@ def simulated_dataset(tmp_path_factory):
     return simulate_dataset(tmp_path_factory.mktemp("sim") / "data", seed=0)
 
 
+@pytest.fixture
+def offline_download_env(monkeypatch, tmp_path):
+    """Downloads see no proxy, no home directory and no inherited endpoint or data-root overrides."""
+    import bhscore.download as dl
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    for var in (dl.API_ENV, dl.FILES_ENV, dl.TIMEOUT_ENV, "BHSCORE_DATA", "BHSCORE_SETTINGS"):
+        monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture
+def fake():
+    """A local imitation of figshare (tests/figshare_server.py) that fails the test on runaway requests."""
+    from tests.figshare_server import FakeFigshare
+
+    with FakeFigshare(max_requests=300) as server:
+        yield server
+    assert not server.overflow, "the client sent more requests than any correct run needs"
+
+
+@pytest.fixture
+def root(tmp_path):
+    """An empty data root."""
+    path = tmp_path / "data"
+    path.mkdir()
+    return path
+
+
 os.environ.setdefault("TQDM_DISABLE", "1")

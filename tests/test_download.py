@@ -28,7 +28,7 @@ from bhscore.download import (
 )
 from bhscore.errors import UserError
 from bhscore.paths import TEST, TRAINING, Layout
-from tests.figshare_server import FakeFigshare, ServedFile, SilentServer, closed_port, make_zip
+from tests.figshare_server import ServedFile, SilentServer, closed_port, make_zip
 
 REPO = Path(__file__).resolve().parent.parent
 BY_NAME = {e.name: e for e in REGISTRY}
@@ -40,29 +40,8 @@ BY_NAME = {e.name: e for e in REGISTRY}
 
 
 @pytest.fixture(autouse=True)
-def _isolated(monkeypatch, tmp_path):
-    """No proxy, no home directory, no inherited endpoint or data-root overrides."""
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    for var in (dl.API_ENV, dl.FILES_ENV, dl.TIMEOUT_ENV, "BHSCORE_DATA", "BHSCORE_SETTINGS"):
-        monkeypatch.delenv(var, raising=False)
-
-
-@pytest.fixture
-def fake():
-    with FakeFigshare(max_requests=300) as server:
-        yield server
-    assert not server.overflow, "the client sent more requests than any correct run needs"
-
-
-@pytest.fixture
-def root(tmp_path) -> Path:
-    path = tmp_path / "data"
-    path.mkdir()
-    return path
+def _isolated(offline_download_env):
+    """Every test here runs offline from the user's environment (tests/conftest.py)."""
 
 
 def blob(seed: int, n: int = 50_000) -> bytes:

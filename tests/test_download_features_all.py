@@ -16,32 +16,12 @@ from bhscore.download import FEATURES_ALL_REGISTRY, DownloadError, download, sel
 from bhscore.errors import MissingDataError, UserError
 from bhscore.paths import TEST, TRAINING, Layout
 from bhscore.settings import REPO_ROOT, load_settings
-from tests.figshare_server import FakeFigshare, ServedFile, make_zip
+from tests.figshare_server import ServedFile, make_zip
 
 
 @pytest.fixture(autouse=True)
-def _isolated(monkeypatch, tmp_path):
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    for var in (dl.API_ENV, dl.FILES_ENV, dl.TIMEOUT_ENV, "BHSCORE_DATA", "BHSCORE_SETTINGS"):
-        monkeypatch.delenv(var, raising=False)
-
-
-@pytest.fixture
-def fake():
-    with FakeFigshare(max_requests=300) as server:
-        yield server
-    assert not server.overflow
-
-
-@pytest.fixture
-def root(tmp_path) -> Path:
-    path = tmp_path / "data"
-    path.mkdir()
-    return path
+def _isolated(offline_download_env):
+    """Every test here runs offline from the user's environment (tests/conftest.py)."""
 
 
 def opts(server, **kw) -> dict:

@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pytest
 
 from bhscore import ridge
 from bhscore.decoding import RidgeOptions, TrainingInputs, fit_predict
 from bhscore.ridge import GramInputs, Groups, InputMatrix, distinct_rows, fit, fit_reference
+from tests.test_ridge import _reference_selection, _rel
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::DeprecationWarning:fastl2lir"),
@@ -18,22 +17,6 @@ pytestmark = [
 ]
 
 TOL = {"float64": 1e-12, "float32": 2e-5}  # max|dW| / max|W| between the per-image and row-expanded paths
-
-
-def _reference_selection(X, Y, k, dtype):
-    """fastl2lir's selection on the row-expanded samples, with its own corrmat and argsort rule."""
-    from fastl2lir.fastl2lir import corrmat
-
-    X, Y = np.asarray(X, dtype=dtype), np.asarray(Y, dtype=dtype)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        C = corrmat(X, Y, "col")
-    C[np.nonzero(np.var(X, axis=0) < 1e-8), :] = 0.0
-    return np.sort(np.stack([np.argsort(abs(C[:, j]))[::-1][:k] for j in range(Y.shape[1])]), axis=1)
-
-
-def _rel(a, b):
-    return np.abs(a - b).max() / np.abs(b).max()
 
 
 def _repeats(rng, n_images, counts=(4, 5, 6)):
