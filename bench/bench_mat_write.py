@@ -4,7 +4,7 @@ A paper run writes ~21k accuracy files (1 x n float32 + the scalar n_samples) an
 file per image and layer; both used to go through ``hdf5storage.savemat``. Times per file, each file
 written atomically (temporary file + rename) into a fresh directory:
 
-- ``hdf5storage (old)``: what ``bhscore.formats._savemat_v73`` did before: ``hdf5storage.savemat`` on the
+- ``hdf5storage (old)``: what ``bhscore.formats.mat.savemat_v73`` did before: ``hdf5storage.savemat`` on the
   temporary file that ``atomic_path`` had already created (hdf5storage then writes no MATLAB header);
 - ``hdf5storage (new file)``: ``hdf5storage.savemat`` on a new file, as bdpy writes (with the header) — the
   fallback path for structs etc.;
@@ -30,18 +30,19 @@ from pathlib import Path
 import hdf5storage
 import numpy as np
 
-from bhscore import formats as F
+from bhscore.atomic import atomic_path
+from bhscore.formats import mat
 
 
 def _hdf5storage_old(path: Path, mapping: dict) -> None:
-    with F.atomic_path(path) as tmp:
+    with atomic_path(path) as tmp:
         hdf5storage.savemat(
             str(tmp), dict(mapping), format="7.3", oned_as="column", store_python_metadata=True
         )
 
 
 def _hdf5storage_new_file(path: Path, mapping: dict) -> None:
-    with F.atomic_path(path) as tmp:
+    with atomic_path(path) as tmp:
         tmp.unlink()
         hdf5storage.savemat(
             str(tmp), dict(mapping), format="7.3", oned_as="column", store_python_metadata=True
@@ -49,7 +50,7 @@ def _hdf5storage_new_file(path: Path, mapping: dict) -> None:
 
 
 def _floor(path: Path, mapping: dict) -> None:
-    with F.atomic_path(path) as tmp, open(tmp, "wb") as f:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
         f.write(_FLOOR_BYTES[id(mapping)])
 
 
@@ -57,15 +58,15 @@ _FLOOR_BYTES: dict[int, bytes] = {}
 
 
 def _ours_cold(path: Path, mapping: dict) -> None:
-    F._mat73_templates.clear()
-    F._savemat_v73(path, mapping)
+    mat._mat73_templates.clear()
+    mat.savemat_v73(path, mapping)
 
 
 WRITERS = {
     "hdf5storage (old)": _hdf5storage_old,
     "hdf5storage (new file)": _hdf5storage_new_file,
     "ours, first of a shape": _ours_cold,
-    "ours": F._savemat_v73,
+    "ours": mat.savemat_v73,
     "floor: atomic write": _floor,
 }
 
@@ -103,8 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         # the files compared are the same files: bytes equal after the 128-byte header (which holds the time)
         for mapping in cases.values():
             _hdf5storage_new_file(root / "ref.mat", mapping)
-            F._savemat_v73(root / "ours.mat", mapping)
-            F._savemat_v73(root / "ours.mat", mapping)  # from the template
+            mat.savemat_v73(root / "ours.mat", mapping)
+            mat.savemat_v73(root / "ours.mat", mapping)  # from the template
             if (root / "ref.mat").read_bytes()[128:] != (root / "ours.mat").read_bytes()[128:]:
                 raise SystemExit("the writers' files differ: not comparing")
             _FLOOR_BYTES[id(mapping)] = (root / "ours.mat").read_bytes()

@@ -1,4 +1,4 @@
-"""The fast MAT v7.3 writer (bhscore.formats._savemat_v73) against hdf5storage, the writer bdpy uses.
+"""The fast MAT v7.3 writer (bhscore.formats.mat.savemat_v73) against hdf5storage, the writer bdpy uses.
 
 Every file is compared with the one ``hdf5storage.savemat(..., format='7.3', oned_as='column',
 store_python_metadata=True)`` writes to a new path: MATLAB header, datasets (shape, dtype, storage),
@@ -17,6 +17,7 @@ from bdpy.dataform import Features, load_array
 
 from bhscore import atomic
 from bhscore import formats as F
+from bhscore.formats import mat as M
 
 # (dtype, shape): vectors, 1-d (stored as a column), n-d, scalars, both sides of hdf5storage's compression
 # threshold (16 KiB: 4095 float32 plain, 4096 float32 gzip-compressed and chunked), a conv-layer feature.
@@ -38,7 +39,7 @@ TIME = re.compile(rb"Created on: [A-Z][a-z]{2} [A-Z][a-z]{2} \d\d \d\d:\d\d:\d\d
 
 @pytest.fixture(autouse=True)
 def _no_templates(monkeypatch):
-    monkeypatch.setattr(F, "_mat73_templates", {})
+    monkeypatch.setattr(M, "_mat73_templates", {})
 
 
 def _reference(path, mapping):
@@ -139,10 +140,10 @@ def test_same_file_as_hdf5storage(tmp_path, dtype, shape):
     rng = np.random.default_rng(0)
     for i in range(3):  # first file written with h5py, the next from the template (when not compressed)
         mapping = {"x": _array(rng, dtype, shape), "n_samples": np.array([[50.0 + i]])}
-        F._savemat_v73(tmp_path / f"ours{i}.mat", mapping)
+        M.savemat_v73(tmp_path / f"ours{i}.mat", mapping)
         _assert_same_file(tmp_path / f"ours{i}.mat", _reference(tmp_path / f"ref{i}.mat", mapping))
     compressed = np.dtype(dtype).itemsize * np.prod(shape) >= 16 * 1024
-    assert len(F._mat73_templates) == (0 if compressed else 1)
+    assert len(M._mat73_templates) == (0 if compressed else 1)
 
 
 def test_template_is_used_and_still_exact(tmp_path, monkeypatch):
@@ -152,7 +153,7 @@ def test_template_is_used_and_still_exact(tmp_path, monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("h5py writer called although a template fits")
 
-    monkeypatch.setattr(F, "_write_mat73_h5py", fail)
+    monkeypatch.setattr(M, "_write_mat73_h5py", fail)
     acc = rng.standard_normal(50)
     acc[[3, 7]] = np.nan, np.inf
     F.write_accuracy(tmp_path / "second.mat", acc, n_samples=30)
@@ -176,7 +177,7 @@ def test_several_variables_and_layouts(tmp_path):
         "big": big,
         "c": np.asfortranarray(_array(rng, "int64", (3, 5))),
     }
-    F._savemat_v73(tmp_path / "ours.mat", mapping)
+    M.savemat_v73(tmp_path / "ours.mat", mapping)
     _assert_same_file(tmp_path / "ours.mat", _reference(tmp_path / "ref.mat", mapping))
 
 
@@ -186,7 +187,7 @@ def test_readers_agree(tmp_path, dtype, shape):
     a = _array(rng, dtype, shape)
     for i in range(2):
         ours = tmp_path / f"ours{i}.mat"
-        F._savemat_v73(ours, {"data": a})
+        M.savemat_v73(ours, {"data": a})
         ref = _reference(tmp_path / f"ref{i}.mat", {"data": a})
         results = []
         for path in (ours, ref):
@@ -246,23 +247,23 @@ def test_feature_tree_same_for_bdpy_features(tmp_path):
     ids=["npscalar", "0d", "empty", "bool", "complex", "bigendian", "float16"],
 )
 def test_other_values_go_through_hdf5storage(tmp_path, value):
-    assert F._mat73_dense({"v": value}) is None
+    assert M._mat73_dense({"v": value}) is None
     try:
         _reference(tmp_path / "ref.mat", {"v": value})
-    except Exception as e:  # what hdf5storage refuses, _savemat_v73 refuses the same way
+    except Exception as e:  # what hdf5storage refuses, savemat_v73 refuses the same way
         with pytest.raises(type(e)):
-            F._savemat_v73(tmp_path / "ours.mat", {"v": value})
+            M.savemat_v73(tmp_path / "ours.mat", {"v": value})
         return
-    F._savemat_v73(tmp_path / "ours.mat", {"v": value})
+    M.savemat_v73(tmp_path / "ours.mat", {"v": value})
     _assert_same_file(tmp_path / "ours.mat", tmp_path / "ref.mat")
-    assert not F._mat73_templates
+    assert not M._mat73_templates
 
 
 def test_names_needing_escapes_go_through_hdf5storage():
-    assert F._mat73_dense({"a/b": np.zeros(2)}) is None
-    assert F._mat73_dense({".a": np.zeros(2)}) is None
-    assert F._mat73_dense({"feat": np.zeros(2), "index": {"fc8": np.zeros(2)}}) is None
-    assert F._mat73_dense({"feat": np.zeros((1, 2), np.float32)}) is not None
+    assert M._mat73_dense({"a/b": np.zeros(2)}) is None
+    assert M._mat73_dense({".a": np.zeros(2)}) is None
+    assert M._mat73_dense({"feat": np.zeros(2), "index": {"fc8": np.zeros(2)}}) is None
+    assert M._mat73_dense({"feat": np.zeros((1, 2), np.float32)}) is not None
 
 
 def test_feature_index_and_bdmodel_files_have_the_matlab_header(tmp_path):
@@ -293,20 +294,20 @@ def test_feature_index_and_bdmodel_files_have_the_matlab_header(tmp_path):
 def test_interrupted_write_leaves_nothing(tmp_path, monkeypatch, warm):
     if warm:  # a template exists: break the template path
         F.write_accuracy(tmp_path / "warm.mat", np.zeros(4))
-        monkeypatch.setattr(F, "mat73_header", lambda *a: 1 / 0)
+        monkeypatch.setattr(M, "mat73_header", lambda *a: 1 / 0)
     else:  # break the h5py path after the file was created
-        monkeypatch.setattr(F, "_create_mat73_dataset", lambda *a: 1 / 0)
+        monkeypatch.setattr(M, "_create_mat73_dataset", lambda *a: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         F.write_accuracy(tmp_path / "d" / "acc.mat", np.zeros(4))
     assert os.listdir(tmp_path / "d") == []
 
 
 def test_template_cache_is_bounded(tmp_path, monkeypatch):
-    monkeypatch.setattr(F, "_MAT73_TEMPLATES_MAX", 3)
+    monkeypatch.setattr(M, "_MAT73_TEMPLATES_MAX", 3)
     for n in range(1, 8):
         F.write_accuracy(tmp_path / f"{n}.mat", np.zeros(n))
-        assert len(F._mat73_templates) == min(n, 3)
-    assert [k[0][2] for k in F._mat73_templates] == [(1, 5), (1, 6), (1, 7)]  # oldest dropped first
+        assert len(M._mat73_templates) == min(n, 3)
+    assert [k[0][2] for k in M._mat73_templates] == [(1, 5), (1, 6), (1, 7)]  # oldest dropped first
 
 
 def test_file_mode_follows_umask(tmp_path):
@@ -318,7 +319,7 @@ def test_file_mode_follows_umask(tmp_path):
 def test_concurrent_writers_share_the_cache(tmp_path, monkeypatch):
     from concurrent.futures import ThreadPoolExecutor
 
-    monkeypatch.setattr(F, "_MAT73_TEMPLATES_MAX", 2)  # evictions while other threads write
+    monkeypatch.setattr(M, "_MAT73_TEMPLATES_MAX", 2)  # evictions while other threads write
 
     def job(i):
         a = np.arange(1 + i % 3, dtype=np.float32) + i
@@ -331,4 +332,4 @@ def test_concurrent_writers_share_the_cache(tmp_path, monkeypatch):
         got, n = F.read_accuracy(tmp_path / f"{i}.mat")
         np.testing.assert_array_equal(got, a)
         assert n == i
-    assert len(F._mat73_templates) <= 2
+    assert len(M._mat73_templates) <= 2
