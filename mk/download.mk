@@ -1,4 +1,4 @@
-# Downloads from figshare (bhscore/download.py): checked against figshare's MD5, recorded in
+# Downloads from figshare (bhscore/download/): checked against figshare's MD5, recorded in
 # <data root>/downloads.lock.json, resumable, idempotent (a complete download makes no request).
 # Extra flags: make download-fmri DOWNLOAD_FLAGS='--subject sub-01'  (see `bhscore download --help`)
 DOWNLOAD_FLAGS ?=

@@ -15,6 +15,8 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 import bhscore.download as dl
+import bhscore.download.archive as dl_archive
+import bhscore.download.client as dl_client
 from bhscore.cli import main
 from bhscore.download import (
     REGISTRY,
@@ -149,7 +151,7 @@ def test_registry_matches_method_md(root):
 
 
 def test_fmri_download_records_lock_and_reads_all_pages(fake, root, monkeypatch):
-    monkeypatch.setattr(dl, "_PAGE_SIZE", 4)
+    monkeypatch.setattr(dl_client, "_PAGE_SIZE", 4)
     for k in range(5):  # other files of the article, listed first: the wanted ones span three pages
         fake.add(ServedFile(1000 + k, 7033577, f"other{k}.txt", b"x"))
     data = serve_fmri(fake)
@@ -478,17 +480,17 @@ def test_interrupted_unpack_is_redone_without_downloading_again(fake, root, monk
     data = accuracy_members("encoding")
     serve_zip(fake, "encoding_accuracy", data)
     entry = BY_NAME["encoding_accuracy"]
-    real_merge = dl._merge_tree
+    real_merge = dl_archive._merge_tree
 
     def crash(src, dst):
         raise OSError("disk full (simulated)")
 
-    monkeypatch.setattr(dl, "_merge_tree", crash)
+    monkeypatch.setattr(dl_archive, "_merge_tree", crash)
     with pytest.raises(OSError, match="simulated"):
         download(root, "accuracy", names=[entry.name], **opts(fake))
     assert not entry.marker_path(root).exists() and entry.download_path(root).exists()
     assert status(root, [entry])[0][1] != "complete"
-    monkeypatch.setattr(dl, "_merge_tree", real_merge)
+    monkeypatch.setattr(dl_archive, "_merge_tree", real_merge)
     n_downloads = len(fake.downloads())
     (out,) = download(root, "accuracy", names=[entry.name], **opts(fake))
     assert out.status == "verified" and len(fake.downloads()) == n_downloads

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import bhscore.download as dl
+import bhscore.download.plan as dl_plan
 from bhscore.cli import main
 from bhscore.download import FEATURES_ALL_REGISTRY, DownloadError, download, select
 from bhscore.errors import MissingDataError, UserError
@@ -115,7 +116,7 @@ def test_free_disk_is_checked_before_any_byte_is_fetched(fake, root, monkeypatch
     assert plan.n_pending == 2 and plan.n_bytes == sum(len(f.data) for f in fake.files.values())
     assert plan.need_bytes == plan.n_bytes + max(len(f.data) for f in fake.files.values())
     usage = namedtuple("usage", "total used free")
-    monkeypatch.setattr(dl.shutil, "disk_usage", lambda p: usage(10**9, 10**9 - 100, 100))
+    monkeypatch.setattr(dl_plan.shutil, "disk_usage", lambda p: usage(10**9, 10**9 - 100, 100))
     with pytest.raises(DownloadError, match="not enough disk space.*--dnn"):
         download(root, dl.FEATURES_ALL, dnn_dirs=["caffe/AlexNet"], **opts(fake))
     assert not fake.downloads() and not (root / "features_all").exists()
