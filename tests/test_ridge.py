@@ -171,10 +171,24 @@ def test_predict_and_dense_weights():
     W = res.W
     assert ((W != 0).sum(axis=0) == 30).all()
     np.testing.assert_allclose(res.predict(X[:7]), X[:7] @ W + res.b, rtol=1e-12, atol=1e-12)
-    est = ridge.FastL2LiR(solver="ours", device="cpu").fit(X, Y, alpha=100.0, n_feat=30)
+    est = ridge.FastL2LiR(solver="batched", device="cpu").fit(X, Y, alpha=100.0, n_feat=30)
     np.testing.assert_allclose(est.predict(X[:7]), res.predict(X[:7]), rtol=1e-12)
     ref = ridge.FastL2LiR(solver="fastl2lir").fit(X, Y, alpha=100.0, n_feat=30)
     np.testing.assert_allclose(ref.predict(X[:7]), res.predict(X[:7]), rtol=1e-8, atol=1e-10)
+
+
+def test_solver_table():
+    """Every solver of the table takes fit's arguments (those it has no use for are ignored)."""
+    X, Y = _data(seed=14)
+    rows = np.arange(X.shape[0]) % 100
+    fits = {name: solve(X, Y[:100], 100.0, 30, dtype="float64", device="cpu", progress=False, y_rows=rows)
+            for name, solve in ridge.SOLVERS.items()}  # fmt: skip
+    assert list(fits) == ["batched", "fastl2lir"]
+    _check(fits["batched"], fits["fastl2lir"], 1e-10)
+    _check(fits["fastl2lir"], fit_reference(X, Y[:100][rows], 100.0, 30), 0.0)
+    assert ridge.get_solver("fastl2lir") is fit_reference
+    with pytest.raises(ValueError, match="batched"):
+        ridge.FastL2LiR(solver="ours")
 
 
 def test_input_errors():

@@ -1,0 +1,87 @@
+"""Where and in what precision the solver computes: device, dtype, numpy or torch, working-set sizes.
+
+On the CPU the statistics and correlations are computed with numpy (fastl2lir's own operations, hence bitwise
+equal to it); on a GPU with torch. Batches and chunks are sized from a working-set budget in bytes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+#: Default memory budget of the working set (bytes), used to size batches and chunks.
+DEFAULT_BUDGET = 512 * 2**20
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """The torch device to fit on.
+
+    Parameters
+    ----------
+    device : str, torch.device or None
+        ``None`` or ``'auto'``: CUDA when available, else the CPU; otherwise anything ``torch.device``
+        accepts ('cpu', 'cuda', 'cuda:1', a ``torch.device``).
+
+    Returns
+    -------
+    torch.device
+
+    Raises
+    ------
+    ValueError
+        A CUDA device is requested but CUDA is not available.
+    RuntimeError
+        ``device`` is not a device string torch knows (torch's own error; ``''`` is not ``'auto'`` here).
+
+    This is the solver's contract (a ``torch.device`` out, ``ValueError`` for a caller's mistake); the
+    feature extraction has its own ``bhscore.extraction.resolve_device`` (a device *string* out, ``''`` also
+    meaning auto, ``UserError`` for the command line).
+    """
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available")
+    return dev
+
+
+def resolve_dtype(dtype) -> np.dtype:
+    """``float32`` or ``float64`` as a numpy dtype (accepts strings, numpy and torch dtypes)."""
+    if isinstance(dtype, torch.dtype):
+        dtype = str(dtype).removeprefix("torch.")
+    dt = np.dtype(dtype)
+    if dt not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
+    return dt
+
+
+def torch_dtype(dt: np.dtype) -> torch.dtype:
+    """The torch dtype of a numpy float32 / float64 dtype."""
+    return torch.float64 if dt == np.float64 else torch.float32
+
+
+def numpy_path(device: torch.device) -> bool:
+    """Whether to compute with numpy (CPU: fastl2lir's own operations) rather than torch (GPU)."""
+    return device.type == "cpu"
+
+
+def to_torch(a: np.ndarray, device: torch.device) -> torch.Tensor:
+    """A C-contiguous numpy array as a tensor on ``device`` (sharing memory on the CPU)."""
+    t = torch.from_numpy(np.ascontiguousarray(a))
+    return t.to(device) if device.type != "cpu" else t
+
+
+def auto_batch(per_item_bytes: int, budget: int, lo: int = 1, hi: int = 4096) -> int:
+    """How many items of ``per_item_bytes`` fit in ``budget``, clipped to ``[lo, hi]``."""
+    return int(max(lo, min(hi, budget // max(per_item_bytes, 1))))
+
+
+def device_budget(budget: int | None, device: torch.device) -> int:
+    """The working-set budget (bytes): the given one, or on a GPU up to a quarter of its free memory (at least
+    the default)."""
+    if budget is not None:
+        return int(budget)
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(max(DEFAULT_BUDGET, min(free // 4, 8 * 2**30)))
+    return DEFAULT_BUDGET
