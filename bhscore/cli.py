@@ -1,6 +1,6 @@
 """The ``bhscore`` command: one subcommand per pipeline step.
 
-Subcommands live in :mod:`bhscore.commands`; every module there defines ``register(subparsers)`` which adds
+Subcommands live in :mod:`bhscore.commands`; every public module there defines ``register(subparsers)`` which adds
 its parser(s) and sets ``func`` (called with the parsed arguments, returns an exit code or None).
 Every subcommand takes ``--settings PATH`` (default: ``$BHSCORE_SETTINGS`` or the repository's settings.json).
 
@@ -47,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):  # shared code of several commands, not a command
+            continue
         module = importlib.import_module(f"{commands.__name__}.{info.name}")
         module.register(sub, common)
     return parser

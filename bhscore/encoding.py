@@ -1,6 +1,6 @@
 """Voxel encoding: brain activity predicted from DNN units, one accuracy per voxel.
 
-The decoding job with the roles swapped (:mod:`bhscore.decoding`): X = the layer's units of the image shown in
+The decoding job with the roles swapped (:mod:`bhscore.decoding`, :mod:`bhscore.kinds`): X = the layer's units of the image shown in
 each training sample (z-scored over the samples), Y = the ROI's voxels; per voxel the ``n_feat`` units with
 the largest \\|r\\| are selected (alpha on the whole diagonal, bias included); float32 in the original.
 Accuracy per voxel = Pearson r between predicted and image-averaged measured test responses, written to
@@ -20,15 +20,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from bhscore.decoding import (
-    DataStore,
-    ResultWriter,
-    RidgeOptions,
-    TrainingInputs,
-    _require_outputs,
-    fit_predict,
-    sample_rows,
-)
+from bhscore.datastore import DataStore
+from bhscore.fitting import RidgeOptions, TrainingInputs, fit_predict, require_outputs, sample_rows
+from bhscore.results import ResultWriter
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +47,7 @@ def run_encoding_group(store: DataStore, jobs: Sequence, options: RidgeOptions, 
     train_images = fm.train_images
     what = f"{dnn} layer {layer!r} for {subject}"
     F_train = store.features(dnn, layer, TRAINING, train_images)  # (n_images, n_units)
-    _require_outputs(F_train.shape[1], f"features of {what}")
+    require_outputs(F_train.shape[1], f"features of {what}")
     rows = sample_rows(fm.train_labels, train_images, what)
     X_test, n_bad = store.features_checked(dnn, layer, TEST, fm.test_names)
     order = store.unit_order(dnn, layer)
@@ -61,7 +55,7 @@ def run_encoding_group(store: DataStore, jobs: Sequence, options: RidgeOptions, 
         F_train, X_test = F_train[:, order], X_test[:, order]
     inputs = TrainingInputs(F_train, options, rows=rows)
     for job in jobs:
-        _require_outputs(fm.train[job.roi].shape[1],
+        require_outputs(fm.train[job.roi].shape[1],
                          f"ROI {job.roi!r} of {subject} ({store.layout.fmri_file(subject, TRAINING)})")  # fmt: skip
     Y_train = np.hstack([fm.train[j.roi] for j in jobs])
     Y_test = np.hstack([fm.test[j.roi] for j in jobs])

@@ -145,23 +145,44 @@ def migrate(settings, adopt: bool = False, dry_run: bool = False) -> MigrationRe
     dry_run : bool
         Only report what would move.
     """
-    from bhscore import formats
-    from bhscore.atomic import atomic_write_text
-    from bhscore.download import PUBLISHED_DIR
-    from bhscore.provenance import InputFingerprints, ParamSet
+    from bhscore.provenance import InputFingerprints
 
     layout = Layout.from_settings(settings)
-    root = layout.root
-    report = MigrationReport()
-    unverified = f"unverified-{datetime.now(UTC):%Y%m%d}"
-    fingerprints = InputFingerprints(settings, layout)
+    run = _Migration(settings, layout, MigrationReport(), adopt, dry_run,
+                     f"unverified-{datetime.now(UTC):%Y%m%d}", InputFingerprints(settings, layout))  # fmt: skip
     for kind in KINDS:
+        if (layout.root / f"{kind}_accuracy").is_dir():
+            run.accuracy_tree(kind)
+    _migrate_optional_outputs(layout, run.report, run.unverified, adopt, settings, dry_run)
+    if not dry_run:
+        run.fingerprints.save()
+        for d in layout.legacy_trees():
+            _remove_empty_dirs(d)
+    return run.report
+
+
+@dataclass
+class _Migration:
+    """One ``bhscore migrate`` run: what it moves where, and what it has done so far."""
+
+    settings: object
+    layout: Layout
+    report: MigrationReport
+    adopt: bool
+    dry_run: bool
+    unverified: str
+    fingerprints: object
+
+    def accuracy_tree(self, kind: str) -> None:
+        """``<root>/<kind>_accuracy``: published files to published/, computed ones to a parameter set."""
+        from bhscore.download import PUBLISHED_DIR
+        from bhscore.provenance import ParamSet
+
+        root = self.layout.root
         old = root / f"{kind}_accuracy"
-        if not old.is_dir():
-            continue
         manifest = _manifest(root, f"{kind}_accuracy")
-        param_set = ParamSet.from_settings(settings, kind)
-        set_id = param_set.id if adopt else unverified
+        param_set = ParamSet.from_settings(self.settings, kind)
+        set_id = param_set.id if self.adopt else self.unverified
         moved_published = False
         for src in sorted(p for p in old.rglob("*") if p.is_file()):
             rel = src.relative_to(root).as_posix()
@@ -169,46 +190,53 @@ def migrate(settings, adopt: bool = False, dry_run: bool = False) -> MigrationRe
                 published = manifest.get(rel) == src.stat().st_size
             else:
                 published = src.name == "accuracy.mat" and not _has_n_samples(src)
-            if published:
-                if _move(src, layout.published_root / rel, report, dry_run):
-                    report.published.append((src, layout.published_root / rel))
-                    moved_published = True
-                continue
-            inner = PurePosixPath(src.relative_to(old).as_posix())
-            dst = layout.param_set_dir(kind, set_id).joinpath(*inner.parts)
-            record = _adopt_record(settings, layout, kind, inner, param_set, fingerprints) if adopt else None
-            if dst.exists():
-                report.kept.append((src, f"{dst} exists"))
-                continue
-            report.computed.append((src, dst))
-            if dry_run:
-                continue
-            if record is not None:  # rewrite with the record, then remove the original
-                content = formats.read_accuracy_file(src)
-                record["n_outputs"] = int(content.accuracy.size)
-                formats.write_accuracy(dst, content.accuracy, content.n_samples, provenance=record)
-                src.unlink()
-            else:
-                _move(src, dst, report, dry_run)
-        if not dry_run:
+            if not published:
+                self._computed_file(kind, src, old, param_set, set_id)
+            elif _move(src, self.layout.published_root / rel, self.report, self.dry_run):
+                self.report.published.append((src, self.layout.published_root / rel))
+                moved_published = True
+        if not self.dry_run:
             if moved_published:
                 _rewrite_manifest(root, f"{kind}_accuracy", PUBLISHED_DIR)
-            if report.computed:
-                params_json = layout.param_set_dir(kind, set_id) / "params.json"
-                if adopt:
-                    param_set.ensure_written(layout)
-                elif not params_json.exists():
-                    atomic_write_text(params_json, json.dumps({
-                        "param_set": unverified, "params": None,
-                        "note": "results of bhscore 0.1, moved by `bhscore migrate`; their parameters were not "
-                        "recorded, so no setting matches them (rerun `bhscore migrate --adopt` to vouch for them)",
-                    }, indent=2) + "\n")  # fmt: skip
-    _migrate_optional_outputs(layout, report, unverified, adopt, settings, dry_run)
-    if not dry_run:
-        fingerprints.save()
-        for d in layout.legacy_trees():
-            _remove_empty_dirs(d)
-    return report
+            if self.report.computed:
+                self._write_params(kind, param_set, set_id)
+
+    def _computed_file(self, kind: str, src: Path, old: Path, param_set, set_id: str) -> None:
+        """A computed file into ``computed/<kind>_accuracy/<set_id>/`` (with a record when adopting)."""
+        from bhscore import formats
+
+        inner = PurePosixPath(src.relative_to(old).as_posix())
+        dst = self.layout.param_set_dir(kind, set_id).joinpath(*inner.parts)
+        record = None
+        if self.adopt:
+            record = _adopt_record(self.settings, self.layout, kind, inner, param_set, self.fingerprints)
+        if dst.exists():
+            self.report.kept.append((src, f"{dst} exists"))
+            return
+        self.report.computed.append((src, dst))
+        if self.dry_run:
+            return
+        if record is not None:  # rewrite with the record, then remove the original
+            content = formats.read_accuracy_file(src)
+            record["n_outputs"] = int(content.accuracy.size)
+            formats.write_accuracy(dst, content.accuracy, content.n_samples, provenance=record)
+            src.unlink()
+        else:
+            _move(src, dst, self.report, self.dry_run)
+
+    def _write_params(self, kind: str, param_set, set_id: str) -> None:
+        """The parameter set's ``params.json`` (adopted: the settings' own; else a note without params)."""
+        from bhscore.atomic import atomic_write_text
+
+        params_json = self.layout.param_set_dir(kind, set_id) / "params.json"
+        if self.adopt:
+            param_set.ensure_written(self.layout)
+        elif not params_json.exists():
+            atomic_write_text(params_json, json.dumps({
+                "param_set": self.unverified, "params": None,
+                "note": "results of bhscore 0.1, moved by `bhscore migrate`; their parameters were not "
+                "recorded, so no setting matches them (rerun `bhscore migrate --adopt` to vouch for them)",
+            }, indent=2) + "\n")  # fmt: skip
 
 
 def _migrate_optional_outputs(layout, report, unverified, adopt, settings, dry_run) -> None:

@@ -23,6 +23,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from bhscore.kinds import KIND_NAMES, kind_of
 from bhscore.settings import REPO_ROOT, Settings
 
 DATA_ENV = "BHSCORE_DATA"
@@ -57,14 +58,8 @@ def figures_root() -> Path:
     return Path(env).expanduser().resolve() if env else REPO_ROOT / "figures"
 
 
-#: The two directions of the analysis.
-KINDS = ("decoding", "encoding")
-
-
-def _check_kind(kind: str) -> str:
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-    return kind
+#: The two directions of the analysis (described in :mod:`bhscore.kinds`).
+KINDS = KIND_NAMES
 
 
 def _check_split(split: str) -> str:
@@ -124,7 +119,7 @@ class Layout:
             All-units inputs asked for and their tree is absent (names the download command and 'subset').
         """
         dnn_dir = settings.dnn(dnn).dir
-        if _check_kind(kind) == "encoding" and settings.analysis.encoding.inputs == "all_units":
+        if kind_of(kind).reads_all_units(settings):
             path = self.features_all_dir(split, dnn_dir)
             if not path.is_dir():
                 from bhscore.errors import MissingDataError
@@ -150,11 +145,11 @@ class Layout:
 
     def published_accuracy_root(self, kind: str) -> Path:
         """``published/<kind>_accuracy``: the published tree of ``kind``."""
-        return self.published_root / f"{_check_kind(kind)}_accuracy"
+        return self.published_root / kind_of(kind).accuracy_dir
 
     def param_set_dir(self, kind: str, set_id: str) -> Path:
         """``computed/<kind>_accuracy/<set>``: one parameter set's accuracy tree and its ``params.json``."""
-        return self.computed_root / f"{_check_kind(kind)}_accuracy" / set_id
+        return self.computed_root / kind_of(kind).accuracy_dir / set_id
 
     def accuracy_file(self, tree: Path, dnn_dir: str, layer: str, subject: str, roi: str) -> Path:
         """``<tree>/ImageNetTest/<dir>/<layer>/<subject>/<roi>/accuracy.mat`` (``tree``: a published or
@@ -169,7 +164,7 @@ class Layout:
 
     def model_dir(self, kind: str, set_id: str, dnn_dir: str, layer: str, subject: str, roi: str) -> Path:
         """A trained model in bdpy's bdmodel layout (optional output)."""
-        base = self.computed_root / f"{_check_kind(kind)}_models" / set_id
+        base = self.computed_root / kind_of(kind).models_dir / set_id
         return base / TRAINING / dnn_dir / layer / subject / roi / "model"
 
     def superseded_dir(self, stamp: str) -> Path:
@@ -178,7 +173,8 @@ class Layout:
 
     def legacy_trees(self) -> list[Path]:
         """Result folders of the pre-provenance layout (bhscore 0.1) at the data root; see ``bhscore migrate``."""
-        names = (*(f"{k}_accuracy" for k in KINDS), "decoded_features", *(f"{k}_models" for k in KINDS))
+        kinds = [kind_of(k) for k in KINDS]
+        names = (*(k.accuracy_dir for k in kinds), "decoded_features", *(k.models_dir for k in kinds))
         return [self.root / n for n in names if (self.root / n).is_dir()]
 
     # locks and caches ------------------------------------------------------------------------------

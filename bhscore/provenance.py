@@ -111,9 +111,9 @@ class ParamSet:
         default, so that a new option whose default keeps today's numbers leaves every set id (and so every
         computed result) valid. A change of what a default *does* must change :data:`METHOD` instead.
         """
-        from bhscore.paths import _check_kind
+        from bhscore.kinds import kind_of
 
-        ridge = getattr(settings.analysis, _check_kind(kind))
+        ridge = kind_of(kind).ridge_settings(settings)
         section = ridge.model_dump()
         unknown = set(overrides) - set(section)
         if unknown:

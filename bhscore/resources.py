@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bhscore.errors import CorruptFileError, MissingDataError, MissingItemError, UserError
+from bhscore.kinds import DECODING, ENCODING, kind_of
 
 GiB = 2**30
 #: Resident memory of the runtime before any data: 0.70 GiB measured after ``import torch`` (2.14, CUDA
@@ -109,15 +110,10 @@ def estimate_peak_bytes(
     -------
     dict of str -> int
     """
-    if kind not in ("decoding", "encoding"):
-        raise ValueError(f"kind must be 'decoding' or 'encoding', got {kind!r}")
     w = {"float32": 4, "float64": 8}[dtype]
     s = sizes
     n, u = s.n_samples, s.layer_units
-    if kind == "decoding":
-        n_in, n_out, rows_bytes, out_raw = s.roi_voxels, u, 0, 4
-    else:
-        n_in, n_out, rows_bytes, out_raw = u, s.subject_voxels, 4, 8
+    n_in, n_out, rows_bytes, out_raw = _FIT_SHAPES[kind_of(kind).name](s)
     wide = n_in > MAX_GRAM_INPUTS
     k = min(n_feat, n_in) if n_feat else n_in
     dense = n_in * n_out if save_model else min(n_in * n_out, DENSE_PREDICT_ELEMENTS)
@@ -132,6 +128,15 @@ def estimate_peak_bytes(
         "fit": n_out * k * (w + 8) + 3 * 8 * s.n_test_images * n_out + w * dense,
         "solver": 2 * SOLVER_BUDGET if wide else solver,
     }
+
+
+#: Per kind, from the sizes: (inputs, outputs of one group's fit, extra bytes per input value for the
+#: row-expansion index, bytes per raw output value): decoding predicts a layer's float32 units from one
+#: ROI's voxels; encoding a subject's float64 voxels (every ROI of the group) from a layer's units.
+_FIT_SHAPES = {
+    DECODING: lambda s: (s.roi_voxels, s.layer_units, 0, 4),
+    ENCODING: lambda s: (s.layer_units, s.subject_voxels, 4, 8),
+}
 
 
 def memory_request(n_bytes: float) -> str:
@@ -250,7 +255,7 @@ def measure(
     pairs = dict.fromkeys((j.dnn, j.layer) for j in list_jobs(settings, kind, dnns, layers))
     units = {layer_units(layout.features_dir(TRAINING, settings.dnn(d).dir), layer) for d, layer in pairs}
     base = Sizes(n, n_train_images, n_test_images, cols, subject_voxels, roi_voxels, 0)
-    ridge = settings.analysis.decoding if kind == "decoding" else settings.analysis.encoding
+    ridge = kind_of(kind).ridge_settings(settings)
     best = None
     for u in sorted(units):
         sizes = replace(base, layer_units=u)

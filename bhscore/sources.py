@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from bhscore.kinds import kind_of
 from bhscore.paths import KINDS, Layout
 
 PUBLISHED, COMPUTED = "published", "computed"
@@ -46,13 +47,9 @@ class AccuracySource:
         if self.source == PUBLISHED:
             return (
                 "make download-accuracy (the published accuracies); or compute them and set "
-                f"accuracy_source to 'computed' (bhscore {_step(self.kind)} --dnn '{dnn}')"
+                f"accuracy_source to 'computed' (bhscore {kind_of(self.kind).command} --dnn '{dnn}')"
             )
-        return f"bhscore {_step(self.kind)} --dnn '{dnn}' (parameter set {self.label})"
-
-
-def _step(kind: str) -> str:
-    return "decode" if kind == "decoding" else "encode"
+        return f"bhscore {kind_of(self.kind).command} --dnn '{dnn}' (parameter set {self.label})"
 
 
 def accuracy_source(settings, dnn: str, kind: str, layout: Layout | None = None) -> AccuracySource:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import logging
 import math
 import os
@@ -40,6 +41,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from bhscore.errors import UserError
+from bhscore.kinds import kind_of
 from bhscore.paths import KINDS, TEST, TRAINING, Layout
 
 if TYPE_CHECKING:
@@ -133,6 +135,32 @@ def dnns_with_both(settings) -> list[str]:
     return [name for name in settings.dnns if has(name, "computed") and has(name, "published")]
 
 
+def _compare_job(settings, job, tol: dict) -> tuple[dict, str, int] | None:
+    """One job's computed file against its published one: (row of the file table, failure line or "", 1 if
+    the published file is all NaN where the original can leave it so, else 0); None if either is absent."""
+    from bhscore.formats import read_accuracy
+    from bhscore.sources import accuracy_file
+
+    where = (job.kind, job.dnn, job.layer, job.subject, job.roi)
+    pub_path = accuracy_file(settings, *where, source="published")
+    comp_path = accuracy_file(settings, *where, source="computed")
+    if not pub_path.is_file() or not comp_path.is_file():
+        return None
+    pub, comp = read_accuracy(pub_path)[0], read_accuracy(comp_path)[0]
+    all_nan = int(kind_of(job.kind).whole_file_nan and not np.isfinite(pub).any())
+    stats = compare_files(comp, pub)
+    ok = (stats["n_computed"] == stats["n_published"] and stats["nan_mismatch"] == 0
+          and not stats["max_abs_diff"] > tol[job.kind] and not stats["pearson_r"] < tol["min_r"])  # fmt: skip
+    row = {"kind": job.kind, "dnn": job.dnn, "layer": job.layer, "subject": job.subject, "roi": job.roi,
+           **stats, "ok": ok, "path": str(comp_path)}  # fmt: skip
+    failure = "" if ok else (
+        f"{comp_path}: {' '.join(where)} vs {pub_path}: items {stats['n_computed']}/{stats['n_published']}, "
+        f"r {stats['pearson_r']:.6g}, max |diff| {stats['max_abs_diff']:.3g} (tolerance {tol[job.kind]:g}), "
+        f"NaN mismatches {stats['nan_mismatch']}"
+    )
+    return row, failure, all_nan
+
+
 def compare_accuracies(settings, dnns: Sequence[str] | None = None, scores: bool = True) -> AccuracyComparison:
     """Compare the computed accuracy files of ``dnns`` with the published ones (see the module docstring).
 
@@ -152,8 +180,7 @@ def compare_accuracies(settings, dnns: Sequence[str] | None = None, scores: bool
     """
     import pandas as pd
 
-    from bhscore.formats import read_accuracy
-    from bhscore.sources import accuracy_file
+    from bhscore.jobs import Job
 
     names = list(dnns) if dnns else dnns_with_both(settings)
     if not names:
@@ -167,32 +194,19 @@ def compare_accuracies(settings, dnns: Sequence[str] | None = None, scores: bool
     rows, failures, all_nan = [], [], {}
     for kind in KINDS:
         for name in names:
-            d = settings.dnns[name]
-            for layer in d.layers:
-                for subject in settings.subjects:
-                    for roi in settings.rois:
-                        pub_path = accuracy_file(settings, kind, name, layer, subject, roi, source="published")
-                        comp_path = accuracy_file(settings, kind, name, layer, subject, roi, source="computed")
-                        if not pub_path.is_file() or not comp_path.is_file():
-                            continue
-                        pub, comp = read_accuracy(pub_path)[0], read_accuracy(comp_path)[0]
-                        if kind == "encoding" and not np.isfinite(pub).any():
-                            all_nan[name] = all_nan.get(name, 0) + 1
-                        stats = compare_files(comp, pub)
-                        ok = (stats["n_computed"] == stats["n_published"] and stats["nan_mismatch"] == 0
-                              and not stats["max_abs_diff"] > tol[kind]
-                              and not stats["pearson_r"] < tol["min_r"])  # fmt: skip
-                        rows.append({"kind": kind, "dnn": name, "layer": layer, "subject": subject, "roi": roi,
-                                     **stats, "ok": ok, "path": str(comp_path)})  # fmt: skip
-                        if not ok:
-                            failures.append(
-                                f"{comp_path}: {kind} {name} {layer} {subject} {roi} vs {pub_path}: items "
-                                f"{stats['n_computed']}/{stats['n_published']}, r {stats['pearson_r']:.6g}, max |diff| "
-                                f"{stats['max_abs_diff']:.3g} (tolerance {tol[kind]:g}), NaN mismatches "
-                                f"{stats['nan_mismatch']}"
-                            )
-            if kind == "encoding":
+            if kind_of(kind).whole_file_nan:
                 all_nan.setdefault(name, 0)
+            cells = itertools.product(settings.dnns[name].layers, settings.subjects, settings.rois)
+            for job in (Job(kind, name, *cell) for cell in cells):
+                compared = _compare_job(settings, job, tol)
+                if compared is None:
+                    continue
+                row, failure, pub_all_nan = compared
+                rows.append(row)
+                if failure:
+                    failures.append(failure)
+                if pub_all_nan:
+                    all_nan[name] += 1
     files = pd.DataFrame(rows, columns=FILE_COLUMNS)
     if files.empty:
         raise UserError(f"no accuracy file of {', '.join(names)} exists in both the computed and the published tree")
@@ -386,7 +400,8 @@ def write_reference_tree(settings, dnns: Sequence[str] | None = None, kinds: Seq
     Path
         The published root (``<data root>/published``).
     """
-    from bhscore.decoding import DataStore, sample_rows
+    from bhscore.datastore import DataStore
+    from bhscore.fitting import sample_rows
     from bhscore.formats import write_accuracy
 
     # both original scripts run bdpy's ModelTraining with dtype float32 (docs/method.md, options)
@@ -394,7 +409,7 @@ def write_reference_tree(settings, dnns: Sequence[str] | None = None, kinds: Seq
     layout = Layout.from_settings(settings)
     names = list(dnns) if dnns else list(settings.dnns)
     for kind in kinds:
-        ridge = getattr(settings.analysis, kind)
+        ridge = kind_of(kind).ridge_settings(settings)
         store = DataStore(settings, kind=kind, non_finite="propagate")
         for subject in settings.subjects:
             fm = store.fmri(subject)
@@ -404,20 +419,18 @@ def write_reference_tree(settings, dnns: Sequence[str] | None = None, kinds: Seq
                 for layer in d.layers:
                     F_img = store.features(name, layer, TRAINING, fm.train_images).astype(np.float64)
                     F_test = store.features(name, layer, TEST, fm.test_names).astype(np.float64)
-                    order = store.unit_order(name, layer) if kind == "encoding" else None
+                    order = store.unit_order(name, layer)
                     if order is not None:  # the original encoding flattens units in Fortran order
                         F_img, F_test = F_img[:, order], F_test[:, order]
                     F, f_stats = F_img[rows], _zscore_stats(F_img)  # statistics over the distinct images
                     for roi in settings.rois:
                         B, B_test = fm.train[roi].astype(np.float64), fm.test[roi].astype(np.float64)
-                        if kind == "decoding":
-                            pred = _reference_fit_predict(B, F, B_test, ridge.alpha, ridge.n_feat, dtypes[kind],
-                                                          y_stats=f_stats)  # fmt: skip
-                            acc = _pearson_columns(pred, F_test)
-                        else:
-                            pred = _reference_fit_predict(F, B, F_test, ridge.alpha, ridge.n_feat, dtypes[kind],
-                                                          x_stats=f_stats)  # fmt: skip
-                            acc = _pearson_columns(pred, B_test)
+                        # statistics over the distinct images for the features, in or out
+                        stats = {"x_stats" if kind_of(kind).inputs == "units" else "y_stats": f_stats}
+                        X, Y = kind_of(kind).inputs_outputs(B, F)
+                        X_test, Y_test = kind_of(kind).inputs_outputs(B_test, F_test)
+                        pred = _reference_fit_predict(X, Y, X_test, ridge.alpha, ridge.n_feat, dtypes[kind], **stats)
+                        acc = _pearson_columns(pred, Y_test)
                         path = layout.accuracy_file(layout.published_accuracy_root(kind), d.dir, layer, subject, roi)
                         write_accuracy(path, acc, len(fm.test_names))
     return layout.published_root

@@ -8,7 +8,7 @@ Thin wrapper: ``bhscore decode --save-model`` for the DNN whose directory is ``-
 
 import sys
 
-from bhscore.commands.decode import legacy_main
+from bhscore.commands._jobs import legacy_main
 
 if __name__ == "__main__":
     sys.exit(legacy_main("decoding", extra=("--save-model",)))

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from bhscore import formats, jobs
-from bhscore.decoding import (
+from bhscore.errors import UserError
+from bhscore.fitting import (
     RidgeOptions,
     TrainingInputs,
     fit_predict,
@@ -22,7 +23,6 @@ from bhscore.decoding import (
     sample_rows,
     zscore_stats,
 )
-from bhscore.errors import UserError
 from bhscore.paths import TEST, TRAINING, Layout
 from bhscore.provenance import ParamSet
 from bhscore.settings import load_settings
@@ -170,7 +170,7 @@ def test_optional_outputs_and_reference_solver(small_dataset, tmp_path):
     names = formats.feature_labels(lay.features_dir(TEST, "simulated/Planted"), "layer3")
     pred = np.vstack([formats.load_feature(pred_dir / f"{n}.mat").ravel() for n in names])
     true = formats.read_layer(lay.features_dir(TEST, "simulated/Planted"), "layer3", labels=names)
-    from bhscore.decoding import pearson_columns as pc
+    from bhscore.fitting import pearson_columns as pc
 
     np.testing.assert_allclose(pc(pred, true), acc, atol=1e-5)
     # the saved decoder reproduces the decoded features from the averaged test fMRI

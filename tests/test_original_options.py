@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 import pytest
 
-from bhscore.decoding import RidgeOptions, TrainingInputs, fit_predict, pearson_columns
+from bhscore.fitting import RidgeOptions, TrainingInputs, fit_predict, pearson_columns
 from bhscore.ridge import fit_reference
 
 ALPHA, N_FEAT = 10.0, 8
@@ -110,7 +110,7 @@ def test_encoding_inputs_follow_the_settings_unit_order(tmp_path):
     import json
 
     from bhscore import formats
-    from bhscore.decoding import DataStore
+    from bhscore.datastore import DataStore
     from bhscore.paths import TRAINING, Layout
     from bhscore.settings import load_settings
 

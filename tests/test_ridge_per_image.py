@@ -6,9 +6,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bhscore import ridge
-from bhscore.decoding import RidgeOptions, TrainingInputs, fit_predict
-from bhscore.ridge import GramInputs, Groups, InputMatrix, distinct_rows, fit, fit_reference
+from bhscore.fitting import RidgeOptions, TrainingInputs, fit_predict
+from bhscore.ridge import (
+    VAR_THRESHOLD,
+    GramInputs,
+    Groups,
+    InputMatrix,
+    backend,
+    distinct_rows,
+    fit,
+    fit_reference,
+    selection,
+)
 from tests.test_ridge import _reference_selection, _rel
 
 pytestmark = [
@@ -125,7 +134,7 @@ def test_constant_flag_near_the_threshold_follows_the_expanded_variance():
     v = np.var(x[rows])
     F[:, 5] = x * np.sqrt(1e-8 / v) * (1 + 1e-12)  # variance 1e-8 within rounding
     src = InputMatrix(F, rows=rows, dtype="float64")
-    expanded_const = np.var(src.materialize(), axis=0) < ridge.VAR_THRESHOLD
+    expanded_const = np.var(src.materialize(), axis=0) < VAR_THRESHOLD
     gi = GramInputs(src, "float64", "cpu")
     np.testing.assert_array_equal(gi.stats.const, expanded_const)
     k = 20
@@ -156,7 +165,7 @@ def test_near_tie_band_and_full_columns_keep_fastl2lir_selection(monkeypatch, dt
         def run():
             return fit(src, Y, 100.0, k, dtype=dtype, mode=mode, chunk_size=48, device="cpu")
 
-    real = ridge._refine_selection
+    real = selection.refine
     seen = {}
 
     def spy(*args, **kwargs):
@@ -165,9 +174,9 @@ def test_near_tie_band_and_full_columns_keep_fastl2lir_selection(monkeypatch, dt
             seen[key] = seen.get(key, 0) + v
         return sel, counts
 
-    monkeypatch.setattr(ridge, "_refine_selection", spy)
+    monkeypatch.setattr(selection, "refine", spy)
     for bound in (2e-3, 0.5):  # wide bands; then bands beyond the kept candidates (whole columns)
-        monkeypatch.setattr(ridge, "_rounding_bound", lambda *a, b=bound: np.full(30, b))
+        monkeypatch.setattr(selection, "rounding_bound", lambda *a, b=bound: np.full(30, b))
         np.testing.assert_array_equal(run().selection, expected)
     assert seen["band"] > 0 and seen["full"] > 0
 
@@ -231,21 +240,23 @@ def test_training_inputs_per_image_and_exact_rows_agree(direction):
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_torch_code_paths_on_cpu_tensors(monkeypatch, dtype):
-    """The GPU code paths (torch instead of numpy), run on CPU tensors: same selections as numpy's."""
+    """The GPU code paths (torch instead of numpy), run on CPU tensors: same selections as numpy's (Gram and
+    wide mode per image, wide mode row-expanded, outputs per image)."""
     F, rows, Y = _encoding_data(seed=8, m=150, q=20)
     F[:, 40:50] = 2.0
     src = InputMatrix(F, rows=rows, dtype=dtype)
     X = np.hstack([Y[:, :10], np.random.default_rng(8).standard_normal((rows.size, 90))])  # "voxels"
     k = 30
-    numpy_results = [
-        fit(src, Y, 100.0, k, dtype=dtype, mode=mode, device="cpu", chunk_size=64)
-        for mode in ("gram", "wide")
-    ] + [GramInputs(X, dtype, "cpu").fit(F, 100.0, k, y_rows=rows)]
-    monkeypatch.setattr(ridge, "_numpy_path", lambda device: False)
-    torch_results = [
-        fit(src, Y, 100.0, k, dtype=dtype, mode=mode, device="cpu", chunk_size=64)
-        for mode in ("gram", "wide")
-    ] + [GramInputs(X, dtype, "cpu").fit(F, 100.0, k, y_rows=rows)]
+
+    def results():
+        return [
+            fit(src, Y, 100.0, k, dtype=dtype, mode=mode, device="cpu", chunk_size=64, exact_rows=exact)
+            for mode, exact in (("gram", False), ("wide", False), ("wide", True))
+        ] + [GramInputs(X, dtype, "cpu").fit(F, 100.0, k, y_rows=rows)]
+
+    numpy_results = results()
+    monkeypatch.setattr(backend, "numpy_path", lambda device: False)
+    torch_results = results()
     for a, b in zip(torch_results, numpy_results, strict=True):
         np.testing.assert_array_equal(a.selection, b.selection)
         assert _rel(a.W, b.W) <= TOL[dtype]

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from bhscore.commands.decode import add_job_arguments, run_kind
+from bhscore.commands._jobs import register_kind
+from bhscore.kinds import ENCODING
 
 
 def register(subparsers, common) -> None:
-    p = subparsers.add_parser(
-        "encode",
-        parents=[common],
+    register_kind(
+        subparsers,
+        common,
+        ENCODING,
         help="predict fMRI voxels from DNN units (FastL2LiR) and write encoding accuracy trees",
         description="Run the encoding jobs (DNN x layer x subject x ROI) of the settings that are not done yet: "
         "train on the training samples, predict the image-averaged test responses, write "
@@ -16,5 +18,3 @@ def register(subparsers, common) -> None:
         "with its provenance. Jobs whose inputs or parameters changed are recomputed. Safe to run in several "
         "processes or machines at once (one lock per job) and to interrupt (rerun to finish).",
     )
-    add_job_arguments(p, "encoding")
-    p.set_defaults(func=lambda args: run_kind(args, "encoding"))
