@@ -3,6 +3,9 @@
 An interrupted write never leaves a file that looks complete. Temporary names start with ``.`` and end in
 ``.tmp<suffix>``, so the readers (and bdpy, which globs ``*.mat``) never list them. No heavy imports here:
 settings, downloads and provenance records use this module without pulling in h5py.
+
+The Caffe container mounts this file too (``bhscore.extraction.CAFFE_CODE_PATHS``): it must run under Python 3.9
+with the standard library alone (numpy only inside :func:`atomic_save_npy`); ``make lint`` checks it as 3.9.
 """
 
 from __future__ import annotations

@@ -109,7 +109,7 @@ def write_stimuli(
     """
     from PIL import Image
 
-    from bhscore.formats import atomic_path
+    from bhscore.atomic import atomic_path
 
     out_dir = Path(out_dir)
     names = sorted(names) if names is not None else stimulus_names(n_images, np.random.default_rng([seed, 0]))

@@ -27,6 +27,7 @@ from bhscore import extraction as ex
 from bhscore import formats
 from bhscore.caffe_container import extract as cx
 from bhscore.caffe_container import matfile
+from bhscore.errors import UserError
 from bhscore.settings import REPO_ROOT
 from tests.test_caffe import PROTOTXT
 
@@ -287,7 +288,7 @@ def test_unit_draw_under_python39_equals_host(python39, code_root):
     """The draw crosses numpy's two sampling algorithms (population above and below 10000)."""
     cases = [(64, 10, "conv1"), (9216, 1000, "fc6"), (10001, 1000, "pool5"), (290400, 1000, "conv1_abs"),
              (12000, 11000, "fire9:concat"), (5, 1000, "fc8")]  # fmt: skip
-    code = ("import json, sys; from bhscore.caffe_container.extract import subsample_indices; "
+    code = ("import json, sys; from bhscore.unit_index import subsample_indices; "
             "print(json.dumps([subsample_indices(n, k, 0, layer).tolist() for n, k, layer in json.loads(sys.argv[1])]))")  # fmt: skip
     out = subprocess.run([python39, "-c", code, json.dumps(cases)], env={"PYTHONPATH": str(code_root)},
                          capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
@@ -321,6 +322,19 @@ def test_index_file_equals_the_host_writer(tmp_path):
     assert {k: v.tolist() for k, v in cx.read_feature_index(tmp_path / "ref.mat").items()} == {k: v.tolist() for k, v in index.items()}
     with pytest.raises(ValueError, match="leading"):
         matfile.write_struct(tmp_path / "x.mat", "index", {".hidden": np.array([1])})
+
+
+def test_container_index_rules_are_the_hosts(tmp_path):
+    """One implementation (bhscore.unit_index), each side with its own files and error class."""
+    own, other = tmp_path / "own" / ex.index_file_name(3), tmp_path / "other.mat"
+    cx.resolve_unit_index({"fc6": 20}, 3, 0, own)
+    formats.write_feature_index(other, {"fc6": np.array([0, 1, 2])})
+    with pytest.raises(cx.ExtractionError, match="keep different units"):
+        cx.resolve_unit_index({"fc6": 20}, 3, 0, own, [other])
+    with pytest.raises(UserError, match="keep different units"):
+        ex.resolve_unit_index({"fc6": 20}, 3, 0, own, [other])
+    with pytest.raises(cx.ExtractionError, match="holds 3 unit indices"):
+        cx.resolve_unit_index({"fc6": 20}, 4, 0, None, [other])
 
 
 def test_container_constants_and_preprocessing_equal_the_host(tmp_path):

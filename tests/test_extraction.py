@@ -181,6 +181,18 @@ def test_conflicting_index_files_are_refused(tiny_images, tmp_path):
                             device="cpu", progress=False, overwrite=True)  # fmt: skip
 
 
+def test_options_object_and_keywords_are_the_same_call(tiny_images, tmp_path):
+    opts = ex.ExtractionOptions(n_units=10, seed=5, device="cpu", progress=False)
+    ex.extract_features(Tiny(), tiny_images, tmp_path / "a", ["conv"], opts)
+    # keywords override the object's fields
+    s = ex.extract_features(Tiny(), tiny_images, tmp_path / "b", ["conv"], ex.ExtractionOptions(seed=1), n_units=10, seed=5,
+                            device="cpu", progress=False)  # fmt: skip
+    assert s.units == {"conv": 10}
+    np.testing.assert_array_equal(read_layer(tmp_path / "a", "conv"), read_layer(tmp_path / "b", "conv"))
+    with pytest.raises(TypeError, match="n_unit"):
+        ex.extract_features(Tiny(), tiny_images, tmp_path / "c", ["conv"], n_unit=10)
+
+
 class _FailingPreprocess:
     """The real preprocessing, failing once on one image (an interrupted run)."""
 

@@ -3,9 +3,9 @@
 Runs pycaffe on a rewritten copy of the network (every in-place layer gets its own output blob, so
 ``<blob>_abs`` reads the convolution output before its ReLU; :mod:`bhscore.caffe_prototxt`) and writes what
 ``bhscore extract`` writes: ``<out>/<layer>/<image>.mat`` (key ``feat``, float32, shape (1, n_units), MAT v7.3)
-and ``<out>/index_random<n>.mat``, with the host's unit draw, preprocessing preset ``caffe``, resumability and
-atomic writes. The host counterparts live in ``bhscore.extraction``; tests/test_caffe_container.py checks that
-both give the same files.
+and ``<out>/index_random<n>.mat``, with the host's unit draw and index rules (:mod:`bhscore.unit_index`, the
+same module), preprocessing preset ``caffe``, resumability and atomic writes. The host counterparts live in
+``bhscore.extraction``; tests/test_caffe_container.py checks that both give the same files.
 """
 
 from __future__ import annotations
@@ -14,18 +14,18 @@ import argparse
 import sys
 import tempfile
 import time
-import zlib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from bhscore import caffe_prototxt as cp
+from bhscore import unit_index
 from bhscore.caffe_container import matfile
+from bhscore.unit_index import DEFAULT_N_UNITS, index_file_name
 
 #: Per-channel BGR mean of the ILSVRC 2012 training images (Caffe's ``ilsvrc_2012_mean.npy``), 0-255.
 CAFFE_BGR_MEAN = (104.00698793, 116.66876762, 122.67891434)
-DEFAULT_N_UNITS = 1000
 FEATURE_KEY = "feat"
 INDEX_KEY = "index"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
@@ -33,11 +33,6 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".we
 
 class ExtractionError(Exception):
     """An error the user can fix; the message is one line naming the file or item and the remedy."""
-
-
-def index_file_name(n_units: int) -> str:
-    """Name of the feature-index file beside the layers: ``index_random<n>.mat``."""
-    return f"index_random{n_units}.mat"
 
 
 # -------------------------------------------------------------------------------------------------
@@ -97,26 +92,17 @@ def preprocess_caffe(img, size: tuple[int, int], bgr_mean: Sequence[float] = CAF
 # -------------------------------------------------------------------------------------------------
 
 
-def subsample_indices(n_total: int, n_keep: int | None, seed: int, layer: str) -> np.ndarray:
-    """Sorted 0-based indices of ``n_keep`` of ``n_total`` units, drawn without replacement from
-    (``seed``, CRC-32 of ``layer``); all units when ``n_keep`` is None or >= ``n_total``.
-
-    Returns
-    -------
-    ndarray of shape (min(n_keep, n_total),), int64
-    """
-    if n_keep is None or n_keep >= n_total:
-        return np.arange(n_total, dtype=np.int64)
-    rng = np.random.default_rng(np.random.SeedSequence([int(seed), zlib.crc32(layer.encode("utf-8"))]))
-    return np.sort(rng.choice(n_total, size=n_keep, replace=False)).astype(np.int64)
-
-
 def read_feature_index(path: Path) -> dict[str, np.ndarray]:
     """Layer -> 0-based int64 unit indices of a feature-index file."""
     try:
         return {k: v.astype(np.int64) for k, v in matfile.read_struct(path, INDEX_KEY).items()}
     except (OSError, KeyError, ValueError) as e:
         raise ExtractionError(f"cannot read {path}: not a feature-index file ({e}); delete it and re-extract") from None
+
+
+def write_feature_index(path: Path, index: Mapping[str, np.ndarray]) -> None:
+    """Write a feature-index file (struct ``index``: layer -> 0-based unit indices), atomically."""
+    matfile.write_struct(path, INDEX_KEY, index)
 
 
 def resolve_unit_index(
@@ -126,54 +112,17 @@ def resolve_unit_index(
     index_path: Path | None,
     index_from: Sequence[Path] = (),
 ) -> dict[str, np.ndarray | None]:
-    """Kept units per layer: this tree's index file first, then ``index_from``, else a new draw; writes
-    ``index_path`` when layers were added.
-
-    Parameters
-    ----------
-    layer_units : mapping of str to int
-        Layer -> total number of units (C-order flattened output).
-    n_units : int or None
-        Units kept per layer; None keeps all (no index file).
-    seed : int
-    index_path : Path or None
-    index_from : sequence of Path
-        Other index files to reuse (the other stimulus set's); missing files are ignored.
+    """Kept units per layer: :func:`bhscore.unit_index.resolve_unit_index` (the host's rules) with this
+    package's index reader and writer; its errors are :class:`ExtractionError`.
 
     Returns
     -------
     dict of str to (ndarray of shape (k,), int64) or None
     """
-    if n_units is None:
-        return {layer: None for layer in layer_units}
-    own = read_feature_index(index_path) if index_path is not None and index_path.exists() else {}
-    others: dict[str, tuple[np.ndarray, Path]] = {}
-    for src in index_from:
-        if src.exists() and (index_path is None or src.resolve() != index_path.resolve()):
-            for layer, ix in read_feature_index(src).items():
-                others.setdefault(layer, (ix, src))
-    result: dict[str, np.ndarray | None] = {}
-    for layer, total in layer_units.items():
-        want = min(n_units, total)
-        if layer in own and layer in others and not np.array_equal(own[layer], others[layer][0]):
-            raise ExtractionError(
-                f"layer {layer!r}: the feature-index files {index_path} and {others[layer][1]} keep different "
-                "units; training and test features must hold the same units (delete one tree and re-extract)"
-            )
-        ix, src = (own[layer], index_path) if layer in own else others.get(layer, (None, None))
-        if ix is None:
-            ix = subsample_indices(total, n_units, seed, layer)
-        elif ix.size != want or (ix.size and (ix.min() < 0 or ix.max() >= total)) or np.unique(ix).size != ix.size:
-            raise ExtractionError(
-                f"layer {layer!r}: {src} holds {ix.size} unit indices (max {ix.max() if ix.size else '-'}), but this "
-                f"run keeps {want} of {total} units; use the same n_units and model, or another output directory"
-            )
-        result[layer] = ix
-    if index_path is not None and any(layer not in own for layer in result):
-        merged = dict(own)
-        merged.update({k: v for k, v in result.items() if v is not None})
-        matfile.write_struct(index_path, INDEX_KEY, merged)
-    return result
+    return unit_index.resolve_unit_index(
+        layer_units, n_units, seed, index_path, index_from,
+        read_index=read_feature_index, write_index=write_feature_index, error=ExtractionError,
+    )  # fmt: skip
 
 
 # -------------------------------------------------------------------------------------------------
@@ -306,7 +255,8 @@ def run_extraction(
     preprocess : callable
         ``path -> ndarray (3, H, W) float32``.
     n_units : int or None
-        Units kept per layer (:func:`subsample_indices`); None keeps all and writes no index file.
+        Units kept per layer (:func:`bhscore.unit_index.subsample_indices`); None keeps all and writes no index
+        file.
     seed : int
     index_from : sequence of Path
         Feature-index files to reuse (the other stimulus set's).

@@ -5,20 +5,21 @@ stored with their axes reversed (a 1-d array as a column first) and carry the at
 (``MATLAB_class``, ``Python.Shape``, ...); datasets of 16 KiB or more are chunked and gzip-compressed. A dict
 becomes a MATLAB struct: a group with ``MATLAB_fields``, ``Python.Fields`` and one dataset per field. The host
 (``bhscore.formats``, hdf5storage) reads these files as its own; ``tests/test_caffe_container.py`` compares
-their structure with the host writer's.
+their structure with the host writer's. Every file is written atomically (:func:`bhscore.atomic.atomic_path`,
+the host's own, mounted into the container).
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import os
-import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import h5py
 import numpy as np
+
+from bhscore.atomic import atomic_path
 
 USERBLOCK_BYTES = 512
 #: hdf5storage's default: datasets of this many bytes or more are chunked and compressed
@@ -35,10 +36,6 @@ MATLAB_CLASSES = {
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
-_umask = os.umask(0o022)
-os.umask(_umask)
-_FILE_MODE = 0o666 & ~_umask
-
 
 def mat73_header(now: datetime.datetime | None = None) -> bytes:
     """The 128-byte MATLAB 7.3 header: 116 bytes of space-padded text, 8 zero bytes (no subsystem data),
@@ -47,27 +44,6 @@ def mat73_header(now: datetime.datetime | None = None) -> bytes:
     when = f"{_WEEKDAYS[now.weekday()]} {_MONTHS[now.month - 1]} {now:%d %H:%M:%S %Y}"
     text = f"MATLAB 7.3 MAT-file, Platform: bhscore-caffe h5py {h5py.__version__}, Created on: {when} HDF5 schema 1.00 ."
     return text.encode("ascii")[:116].ljust(116, b" ") + bytes(8) + b"\x00\x02IM"
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a hidden temporary path beside ``path`` (same suffix); rename it onto ``path`` on success.
-
-    Readers (bhscore, bdpy's ``*.mat`` glob) never list the hidden name, so an interrupted run leaves no file
-    that looks complete.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    os.chmod(tmp_path, _FILE_MODE)  # mkstemp makes 0600 files; outputs get the usual umask-based mode
-    try:
-        yield tmp_path
-        os.replace(tmp_path, path)
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
 
 
 def _checked(name: str, value: np.ndarray) -> np.ndarray:

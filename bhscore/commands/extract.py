@@ -108,16 +108,21 @@ def handler(args: argparse.Namespace) -> int:
     if args.backend == "caffe":
         return _caffe(args, layers)
 
-    from bhscore.extraction import extract_dnn, extract_features
+    from bhscore.extraction import ExtractionOptions, extract_dnn, extract_features
 
-    common = dict(
+    options = ExtractionOptions(
+        modules=modules,
+        weights=args.weights,
+        preprocessing=args.preprocessing,
+        call=args.call,
+        input_size=args.input_size,
+        download=args.download,
+        device=args.device,
         n_units=args.n_units,
         seed=args.seed,
+        index_from=args.index,
         batch_size=args.batch_size,
-        device=args.device,
-        input_size=args.input_size,
         overwrite=args.overwrite,
-        download=args.download,
         workers=args.workers,
         progress=not args.no_progress,
     )
@@ -129,40 +134,25 @@ def handler(args: argparse.Namespace) -> int:
             args.dnn,
             args.images,
             args.split,
+            options,
             out_dir=args.out,
             layers=layers or None,
-            modules=modules,
-            weights=args.weights,
-            preprocessing=args.preprocessing,
-            call=args.call,
-            index_from=args.index,
             check_stimuli=True,
             allow_missing=args.allow_missing,
             names_file=args.names,
-            **common,
         )
     else:
-        summary = extract_features(
-            args.model,
-            _checked_images(args),
-            args.out,
-            layers,
-            modules=modules,
-            weights=args.weights,
-            preprocessing=args.preprocessing or "paper",
-            call=args.call,
-            index_from=args.index,
-            **common,
-        )
+        summary = extract_features(args.model, _checked_images(args), args.out, layers, options)
     print(summary)
     return 0
 
 
 def _checked_images(args: argparse.Namespace) -> list[Path]:
-    """The stimulus check before extraction (see :func:`bhscore.stimuli_check.guard_extraction`): the image
-    files to extract. Without ``--split`` or ``--names`` only the folder's consistency is checked."""
+    """The stimulus check before extraction (:func:`bhscore.extraction.stimulus_guard.guard_extraction`): the
+    image files to extract. Without ``--split`` or ``--names`` only the folder's consistency is checked."""
+    from bhscore.extraction.stimulus_guard import guard_extraction
     from bhscore.settings import load_settings
-    from bhscore.stimuli_check import expected_names, guard_extraction
+    from bhscore.stimuli_check import expected_names
 
     settings = load_settings(args.settings) if args.split and not args.names else None
     expected = expected_names(args.split, settings, args.names)

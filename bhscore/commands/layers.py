@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
 
 def handler(args: argparse.Namespace) -> int:
     from bhscore.errors import UserError
-    from bhscore.extraction import format_layers, list_layers, load_model, resolve_device, resolve_layers
+    from bhscore.extraction import format_layers, list_layers, load_model, resolve_device_name, resolve_layers
 
     used = {}
     if args.dnn:
@@ -45,7 +45,7 @@ def handler(args: argparse.Namespace) -> int:
     if args.dnn:
         for s in resolve_layers(loaded.model, d.layers, d.modules, model_name=spec):
             used[s.module] = ", ".join(x for x in (used.get(s.module), s.name) if x)
-    infos = list_layers(loaded.model, args.input_size, device=resolve_device(args.device))
+    infos = list_layers(loaded.model, args.input_size, device=resolve_device_name(args.device))
     print(f"# {spec}: {len(infos)} modules; model input size {loaded.input_size[0]}x{loaded.input_size[1]}")
     print(format_layers(infos, args.input_size, used or None))
     return 0

@@ -18,7 +18,7 @@ def register(subparsers, common) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bhscore.formats import atomic_write_text
+    from bhscore.atomic import atomic_write_text
     from bhscore.paths import data_root
     from bhscore.settings import json_schema, load_settings
 

@@ -61,7 +61,7 @@ def register(subparsers, common) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bhscore.formats import atomic_write_text
+    from bhscore.atomic import atomic_write_text
     from bhscore.settings import load_settings
     from bhscore.verify import format_report, verify
 
