@@ -9,13 +9,16 @@ Steps (each through the same code as the real data; the demo is only a settings 
    (AlexNet), with trial noise, repeats and per-subject voxel counts, written as BData files;
 4. decoding and encoding jobs, the score table, and every figure of ``make figures``.
 
+Steps 1-3 are :func:`prepare` (``bhscore demo --step prepare``); step 4 is the ordinary commands on the demo's
+settings file. :func:`pipeline` lists the whole sequence as ``bhscore`` command lines: ``bhscore demo`` runs
+them, ``make demo`` (mk/demo.mk) runs the same ones, with ``make figures`` for the figure commands.
+
 The control (``Mixed``) is AlexNet itself with its layers scrambled: each of its "layers" mixes equal numbers
 of units from every depth, so no layer is more V1- or HVC-like than another; it scores near zero.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass
@@ -156,93 +159,139 @@ def mixed_alexnet(units_per_depth: int = 64, n_layers: int = 7):
 
 
 def write_demo_settings(root: str | os.PathLike, size: DemoSize) -> Path:
-    """Write ``<root>/settings.json`` for the demo (atomically) and return its path."""
-    from bhscore.formats import atomic_write_text
-    from bhscore.settings import settings_from_dict
+    """Write ``<root>/settings.json`` for the demo (validated, atomically) and return its path."""
+    from bhscore.settings import write_settings
 
-    root = Path(root)
-    data = demo_settings(size)
-    settings_from_dict(data, source=root / "settings.json")  # validate before writing
-    return atomic_write_text(root / "settings.json", json.dumps(data, indent=2) + "\n")
+    return write_settings(demo_settings(size), Path(root) / "settings.json")
 
 
-def prepare(root: str | os.PathLike, size: DemoSize, seed: int = 0, progress: bool = True) -> Path:
+class StepLog:
+    """Prints ``[demo   12.3 s] message`` lines, the time counted from this log's creation (one per run)."""
+
+    def __init__(self) -> None:
+        self._t0 = time.perf_counter()
+
+    def __call__(self, message: str) -> None:
+        print(f"[demo {time.perf_counter() - self._t0:6.1f} s] {message}", flush=True)
+
+
+def prepare(
+    root: str | os.PathLike, size: DemoSize, seed: int = 0, progress: bool = True, log: StepLog | None = None
+) -> Path:
     """Steps 1-3: stimuli, features and the simulated brain under ``root``; returns the settings path.
 
     Every step skips what already exists (images, feature files, fMRI files), so a rerun is quick.
+
+    Parameters
+    ----------
+    root : path-like
+        The demo's data root; ``<root>/settings.json`` is (re)written first.
+    size : DemoSize
+    seed : int
+    progress : bool
+        Progress bars of the feature extraction.
+    log : StepLog, optional
+        Where the step messages go (default: a new one).
     """
     from bhscore.extraction import extract_dnn
-    from bhscore.paths import Layout
     from bhscore.settings import load_settings
-    from bhscore.simulate import simulate_fmri_from_features, stimulus_names
-    from bhscore.stimuli import write_stimuli
 
-    root = Path(root)
+    log = log or StepLog()
     settings_path = write_demo_settings(root, size)
     settings = load_settings(settings_path)
-    layout = Layout.from_settings(settings)
-
-    import numpy as np
-
-    names = stimulus_names(size.n_train + size.n_test, np.random.default_rng([seed, 7]))
-    order = np.random.default_rng([seed, 8]).permutation(len(names))
-    split_names = {
-        TRAINING: sorted(names[i] for i in order[: size.n_train]),
-        TEST: sorted(names[i] for i in order[size.n_train :]),
-    }
-    image_dirs = {split: root / "stimuli" / split for split in (TRAINING, TEST)}
-    _step("stimulus images")
-    for split, ns in split_names.items():
-        write_stimuli(image_dirs[split], len(ns), seed=seed, size=size.image_size, names=ns)
-
+    log("stimulus images")
+    image_dirs = _write_demo_stimuli(Path(root), size, seed)
     for name in settings.dnns:
         for split in (TRAINING, TEST):
-            _step(f"features: {name}, {split}")
+            log(f"features: {name}, {split}")
             extract_dnn(
                 settings, name, image_dirs[split], split, n_units=size.n_units, seed=seed,
                 input_size=size.input_size, device="cpu", progress=progress, batch_size=50,
             )  # fmt: skip
-
-    if not all(layout.fmri_file(s, split).exists() for s in settings.subjects for split in (TRAINING, TEST)):
-        _step(f"simulated brain driven by {GROUND_TRUTH}: " + ", ".join(f"{roi}<-{layer}" for roi, layer in ROI_DRIVERS.items()))
-        simulate_fmri_from_features(
-            settings, GROUND_TRUTH, ROI_DRIVERS, seed=seed, train_repeats=size.train_repeats,
-            test_repeats=size.test_repeats, voxels_per_roi=size.voxels_per_roi,
-        )  # fmt: skip
+    _simulate_demo_brain(settings, size, seed, log)
     return settings_path
 
 
-_T0 = time.perf_counter()
+def _write_demo_stimuli(root: Path, size: DemoSize, seed: int) -> dict[str, Path]:
+    """Step 1: the procedural training and test images under ``<root>/stimuli/<set>``; returns those folders."""
+    import numpy as np
+
+    from bhscore.simulate import split_stimuli, stimulus_names
+    from bhscore.stimuli import write_stimuli
+
+    names = stimulus_names(size.n_train + size.n_test, np.random.default_rng([seed, 7]))
+    split_names = split_stimuli(names, np.random.default_rng([seed, 8]).permutation(len(names)), size.n_train)
+    image_dirs = {split: root / "stimuli" / split for split in (TRAINING, TEST)}
+    for split, names_of_split in split_names.items():
+        write_stimuli(image_dirs[split], len(names_of_split), seed=seed, size=size.image_size, names=names_of_split)
+    return image_dirs
 
 
-def _step(msg: str) -> None:
-    print(f"[demo {time.perf_counter() - _T0:6.1f} s] {msg}", flush=True)
+def _simulate_demo_brain(settings, size: DemoSize, seed: int, log: StepLog) -> None:
+    """Step 3: the fMRI files of the brain driven by the ground truth's layers (skipped when all exist)."""
+    from bhscore.paths import Layout
+    from bhscore.simulate import simulate_fmri_from_features
+
+    layout = Layout.from_settings(settings)
+    if all(layout.fmri_file(s, split).exists() for s in settings.subjects for split in (TRAINING, TEST)):
+        return
+    log(f"simulated brain driven by {GROUND_TRUTH}: " + ", ".join(f"{roi}<-{layer}" for roi, layer in ROI_DRIVERS.items()))
+    simulate_fmri_from_features(
+        settings, GROUND_TRUTH, ROI_DRIVERS, seed=seed, train_repeats=size.train_repeats,
+        test_repeats=size.test_repeats, voxels_per_roi=size.voxels_per_roi,
+    )  # fmt: skip
 
 
-def decode_encode(settings_path: Path, progress: bool = True) -> None:
-    """Step 4a: every decoding and encoding job of the demo settings (finished jobs are skipped)."""
-    from bhscore import jobs
-    from bhscore.settings import load_settings
+def pipeline(
+    root: str | os.PathLike,
+    figures_dir: str | os.PathLike | None,
+    quick: bool = False,
+    seed: int = 0,
+    progress: bool = True,
+) -> list[list[str]]:
+    """The whole demo as ``bhscore`` command lines, in order: the steps of ``make demo`` (mk/demo.mk).
 
-    settings = load_settings(settings_path)
-    for kind in ("decoding", "encoding"):
-        _step(f"{kind} jobs")
-        jobs.run(settings, kind, device="cpu", progress=progress)
+    ``bhscore demo`` runs them; ``make demo`` runs the same commands, with ``make figures`` for the three
+    figure commands (which adds incremental rebuilds). The steps: prepare (stimuli, features, the simulated
+    brain and the settings file), decode, encode, the figures (the score and figure tables, every figure, the
+    report page) and the summary.
 
+    Parameters
+    ----------
+    root : path-like
+        The demo's data root.
+    figures_dir : path-like or None
+        Where the figures go; None: no figure commands (the summary computes the scores in memory).
+    quick : bool
+        The smaller experiment (``SIZES['quick']``).
+    seed : int
+    progress : bool
+        Progress bars (else ``--no-progress``).
 
-def build_figures(settings_path: Path, figures_dir: Path) -> None:
-    """Step 4b: the score table and every figure, with the functions behind ``make figures``."""
-    from bhscore import figures
-    from bhscore.settings import load_settings
-
-    _step(f"score table and figure tables -> {figures_dir}")
-    figures.write_tables(figures.compute_tables(load_settings(settings_path), progress=False), figures_dir)
-    for name in figures.figure_names():
-        _step(f"figure {name}")
-        figures.run_notebook(name, settings_path, figures_dir)
-    from bhscore.report import build_report
-
-    _step(f"report page -> {build_report(figures_dir, settings_path=settings_path)}")
+    Returns
+    -------
+    list of list of str
+        One argument list per command, without the ``bhscore`` itself.
+    """
+    settings = str(Path(root) / "settings.json")
+    size = ["--quick"] if quick else []
+    seed_option = ["--seed", str(seed)] if seed else []
+    no_progress = [] if progress else ["--no-progress"]
+    commands = [
+        ["demo", "--step", "prepare", "--root", str(root), *size, *seed_option, *no_progress],
+        ["decode", "--settings", settings, "--device", "cpu", *no_progress],
+        ["encode", "--settings", settings, "--device", "cpu", *no_progress],
+    ]
+    summary = ["demo", "--step", "summary", "--root", str(root)]
+    if figures_dir is None:
+        return [*commands, [*summary, "--no-figures"]]
+    out = str(figures_dir)
+    figures = [
+        ["figure-tables", "--settings", settings, "--out", out],
+        ["figure", "--settings", settings, "--out", out],
+        ["report", "--settings", settings, "--figures", out],
+    ]
+    return [*commands, *figures, [*summary, "--figures", out]]
 
 
 def summary(settings_path: Path, figures_dir: Path | None = None) -> str:
@@ -291,34 +340,3 @@ def results_locations(settings) -> list[str]:
         lines.append(f"{kind.capitalize()} results: {ps.directory(layout)}/ (parameter set {ps.id}: {ps.summary()}; "
                      "params.json there)")  # fmt: skip
     return lines
-
-
-def run_demo(
-    root: str | os.PathLike,
-    figures_dir: str | os.PathLike | None,
-    size: str = "full",
-    seed: int = 0,
-    progress: bool = True,
-) -> str:
-    """The whole demo; returns the summary (also printed).
-
-    Parameters
-    ----------
-    root : path-like
-        The demo's data root (stimuli, features, fMRI, accuracies, settings.json).
-    figures_dir : path-like or None
-        Where the figures go; None skips them (the score table is computed in memory).
-    size : {'full', 'quick'}
-    seed : int
-    """
-    global _T0
-    _T0 = time.perf_counter()
-    settings_path = prepare(root, SIZES[size], seed=seed, progress=progress)
-    decode_encode(settings_path, progress=progress)
-    figures_path = Path(figures_dir) if figures_dir is not None else None
-    if figures_path is not None:
-        build_figures(settings_path, figures_path)
-    _step("done")
-    text = summary(settings_path, figures_path)
-    print(text, flush=True)
-    return text

@@ -192,9 +192,11 @@ class RidgeOptions:
         names = {f for f in cls.__dataclass_fields__ if f not in ("device", "progress")}
         kw = {k: v for k, v in params.items() if k in names}
         kw.update({k: v for k, v in overrides.items() if v is not None})
-        if kw.get("solver", "batched") not in SOLVERS:
-            raise UserError(f"solver must be one of {', '.join(SOLVERS)}, got {kw['solver']!r}")
         return cls(**kw)
+
+    def __post_init__(self) -> None:
+        if self.solver not in SOLVERS:
+            raise UserError(f"solver must be one of {', '.join(SOLVERS)}, got {self.solver!r}")
 
 
 class TrainingInputs:

@@ -32,14 +32,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bhscore.errors import MissingDataError, UserError
+from bhscore.figures.tables_io import PROVENANCE_FILE  # the score table's provenance record, beside it
 
 if TYPE_CHECKING:
     import pandas as pd
 
 #: The page, relative to the figures directory.
 REPORT_FILE = "index.html"
-#: The provenance record of the score table, beside it (written by ``bhscore figure-tables``).
-PROVENANCE_FILE = "bhscores.provenance.json"
 
 _CSS = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 1.5em auto; max-width: 1200px; padding: 0 1em; color: #222; }
@@ -314,6 +313,92 @@ def provenance_html(path: Path) -> str:
 # -------------------------------------------------------------------------------------------------
 
 
+def read_report_tables(figures_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame | None, pd.DataFrame | None]:
+    """The score table of ``figures_dir`` and, when present, its per-DNN statistics and pairwise tables.
+
+    Raises
+    ------
+    MissingDataError
+        There is no score table.
+    """
+    from bhscore import figures
+
+    table = figures_dir / figures.SCORE_TABLE
+    if not table.is_file():
+        raise MissingDataError(table, how=f"make figure-tables FIGURES={figures_dir}", what="score table")
+    optional = [figures_dir / figures.TABLE_FILES[k] for k in ("dnn_stats", "pairwise")]
+    dnn_stats, pairwise = (figures.read_csv(path) if path.is_file() else None for path in optional)
+    return figures.read_csv(table), dnn_stats, pairwise
+
+
+def _settings_line(settings_path: str | os.PathLike | None) -> str:
+    """Which settings file the page is for, with the start of its SHA-256."""
+    if settings_path is None:
+        return "no settings file given"
+    digest = hashlib.sha256(Path(settings_path).read_bytes()).hexdigest()[:16]
+    return f"{_esc(Path(settings_path).resolve())} (SHA-256 {digest}…)"
+
+
+def pairwise_section_html(scores: pd.DataFrame, dnn_stats: pd.DataFrame | None, pairwise: pd.DataFrame | None) -> str:
+    """The pairwise matrix with how to read it, or a note that there is no pairwise table."""
+    if pairwise is None:
+        return '<p class="note">No pairwise table (tables/pairwise.csv): rebuild with make figures.</p>'
+    order = list(scores.sort_values("averaged", ascending=False, kind="stable")["dnn"])
+    n_boot = int(dnn_stats["n_boot"].iloc[0]) if dnn_stats is not None and len(dnn_stats) else None
+    n_pairs = len(scores) * (len(scores) - 1) // 2
+    note = (
+        f'<p class="note">Averaged-score difference row - column from {n_boot} paired resamples (units within '
+        "layers, voxels within subjects and shared by every DNN, fresh layer draws; docs/method.md). "
+        f"Coloured: different after Holm's correction over the {n_pairs} pairs (red: row higher, blue: "
+        "column higher); grey: not distinguishable. Hover a cell for its CI and p-values.</p>"
+    )
+    return note + f'<div class="scroll">{pairwise_matrix_html(pairwise, order)}</div>'
+
+
+def _body(figures_dir: Path, settings_path, scores: pd.DataFrame, dnn_stats, pairwise) -> str:
+    """Every section of the page, in order."""
+    from bhscore.settings import load_settings
+
+    settings = load_settings(settings_path) if settings_path is not None else None
+    method = _esc(scores["p_method"].iloc[0]) if len(scores) and "p_method" in scores else "?"
+    when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return f"""
+<h1>BH scores: {len(scores)} DNN(s)</h1>
+<p class="note">Generated {when} by bhscore {_esc(package_version())} from {_esc(figures_dir.resolve())};
+settings {_settings_line(settings_path)}; significance filter {method}.</p>
+<nav>Sections: <a href="#s-scores">scores</a> · <a href="#s-pairs">pairwise</a> · <a href="#s-figures">figures</a> ·
+<a href="#s-verify">published</a> · <a href="#s-provenance">provenance</a></nav>
+<h2 id="s-scores">Scores</h2>
+<p class="note">Click a column header to sort. Brackets: bootstrap CI. Per subject: the averaged score of each
+subject alone. Null p: is the averaged score above what the DNN gets with its layers in random order
+(one-sided; exact over every ordering when there are few, Monte Carlo otherwise)? Letters: DNNs sharing a
+letter are not significantly different (Holm, alpha 0.05).</p>
+<div class="scroll">{score_table_html(scores, dnn_stats)}</div>
+<h2 id="s-pairs">Pairwise comparisons</h2>
+{pairwise_section_html(scores, dnn_stats, pairwise)}
+<h2 id="s-figures">Figures</h2>
+{figures_html(figures_dir)}
+<h2 id="s-verify">Comparison with the published scores</h2>
+{verify_html(settings, scores)}
+<h2 id="s-provenance">Provenance of the accuracies</h2>
+{provenance_html(figures_dir / PROVENANCE_FILE)}
+"""
+
+
+def _page(body: str) -> str:
+    """The HTML document around ``body``: styles, the sorting script and the Content Security Policy."""
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{_CSP}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
+<title>BH score report</title>
+<style>{_CSS}</style>
+<script>{_JS}</script>
+</head><body>{body}</body></html>
+"""
+
+
 def build_report(
     figures_dir: str | os.PathLike,
     settings_path: str | os.PathLike | None = None,
@@ -335,72 +420,10 @@ def build_report(
     Path
         The page.
     """
-    from bhscore import figures
-    from bhscore.formats import atomic_write_text
-    from bhscore.settings import load_settings
+    from bhscore.atomic import atomic_write_text
 
     figures_dir = Path(figures_dir)
-    table = figures_dir / figures.SCORE_TABLE
-    if not table.is_file():
-        raise MissingDataError(table, how=f"make figure-tables FIGURES={figures_dir}", what="score table")
-    scores = figures.read_csv(table)
-    stats_files = {k: figures_dir / figures.TABLE_FILES[k] for k in ("dnn_stats", "pairwise")}
-    dnn_stats = figures.read_csv(stats_files["dnn_stats"]) if stats_files["dnn_stats"].is_file() else None
-    pairwise = figures.read_csv(stats_files["pairwise"]) if stats_files["pairwise"].is_file() else None
-    settings = load_settings(settings_path) if settings_path is not None else None
-    order = list(scores.sort_values("averaged", ascending=False, kind="stable")["dnn"])
-
-    settings_line = "no settings file given"
-    if settings_path is not None:
-        digest = hashlib.sha256(Path(settings_path).read_bytes()).hexdigest()[:16]
-        settings_line = f"{_esc(Path(settings_path).resolve())} (SHA-256 {digest}…)"
-    method = _esc(scores["p_method"].iloc[0]) if len(scores) and "p_method" in scores else "?"
-    n_boot = int(dnn_stats["n_boot"].iloc[0]) if dnn_stats is not None and len(dnn_stats) else None
-    if pairwise is not None:
-        n_pairs = len(scores) * (len(scores) - 1) // 2
-        pair_note = (
-            f'<p class="note">Averaged-score difference row - column from {n_boot} paired resamples (units within '
-            "layers, voxels within subjects and shared by every DNN, fresh layer draws; docs/method.md). "
-            f"Coloured: different after Holm's correction over the {n_pairs} pairs (red: row higher, blue: "
-            "column higher); grey: not distinguishable. Hover a cell for its CI and p-values.</p>"
-        )
-        pair_section = pair_note + f'<div class="scroll">{pairwise_matrix_html(pairwise, order)}</div>'
-    else:
-        pair_section = (
-            '<p class="note">No pairwise table (tables/pairwise.csv): rebuild with make figures.</p>'
-        )
-    when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    body = f"""
-<h1>BH scores: {len(scores)} DNN(s)</h1>
-<p class="note">Generated {when} by bhscore {_esc(package_version())} from {_esc(figures_dir.resolve())};
-settings {settings_line}; significance filter {method}.</p>
-<nav>Sections: <a href="#s-scores">scores</a> · <a href="#s-pairs">pairwise</a> · <a href="#s-figures">figures</a> ·
-<a href="#s-verify">published</a> · <a href="#s-provenance">provenance</a></nav>
-<h2 id="s-scores">Scores</h2>
-<p class="note">Click a column header to sort. Brackets: bootstrap CI. Per subject: the averaged score of each
-subject alone. Null p: is the averaged score above what the DNN gets with its layers in random order
-(one-sided; exact over every ordering when there are few, Monte Carlo otherwise)? Letters: DNNs sharing a
-letter are not significantly different (Holm, alpha 0.05).</p>
-<div class="scroll">{score_table_html(scores, dnn_stats)}</div>
-<h2 id="s-pairs">Pairwise comparisons</h2>
-{pair_section}
-<h2 id="s-figures">Figures</h2>
-{figures_html(figures_dir)}
-<h2 id="s-verify">Comparison with the published scores</h2>
-{verify_html(settings, scores)}
-<h2 id="s-provenance">Provenance of the accuracies</h2>
-{provenance_html(figures_dir / PROVENANCE_FILE)}
-"""
-    page = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="{_CSP}">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<link rel="icon" href="data:,">
-<title>BH score report</title>
-<style>{_CSS}</style>
-<script>{_JS}</script>
-</head><body>{body}</body></html>
-"""
+    scores, dnn_stats, pairwise = read_report_tables(figures_dir)
     path = Path(out) if out is not None else figures_dir / REPORT_FILE
-    atomic_write_text(path, page)
+    atomic_write_text(path, _page(_body(figures_dir, settings_path, scores, dnn_stats, pairwise)))
     return path

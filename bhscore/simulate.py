@@ -16,7 +16,6 @@ Everything is seeded.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ import numpy as np
 
 from bhscore import formats
 from bhscore.paths import TEST, TRAINING, Layout, data_root
+from bhscore.settings import write_settings
 
 ROIS = ("V1", "V2", "V3", "V4", "HVC")
 SUBJECTS = ("sub-01", "sub-02", "sub-03")
@@ -40,6 +40,31 @@ def stimulus_names(n: int, rng: np.random.Generator, per_synset: int = 8) -> lis
         for num in rng.choice(np.arange(1, 99_999), size=per_synset, replace=False)
     ]
     return sorted(names[:n])
+
+
+def split_stimuli(names: list[str], order: np.ndarray, n_train: int) -> dict[str, list[str]]:
+    """The training and test stimulus names: ``names`` taken in ``order``, the first ``n_train`` for training.
+
+    Parameters
+    ----------
+    names : list of str
+    order : ndarray (n_names,)
+        A permutation of ``range(len(names))``.
+    n_train : int
+
+    Returns
+    -------
+    dict
+        ``{TRAINING: [...], TEST: [...]}``, each list sorted.
+    """
+    return {TRAINING: sorted(names[i] for i in order[:n_train]), TEST: sorted(names[i] for i in order[n_train:])}
+
+
+def presentation_order(rng: np.random.Generator, n_images: int, repeats: int) -> np.ndarray:
+    """ndarray (n_images * repeats,): the image index of every presentation, each image ``repeats`` times, shuffled."""
+    shown = np.tile(np.arange(n_images), repeats)
+    rng.shuffle(shown)
+    return shown
 
 
 @dataclass(frozen=True)
@@ -111,54 +136,112 @@ def simulate_dataset(
     Returns
     -------
     Path
-        The written settings file.
+        The written settings file (written last, validated).
     """
     if n_test < 3:
         raise ValueError(f"n_test (the settings' n_test_images) must be at least 3, got {n_test}")
     root = Path(root)
     rng = np.random.default_rng(seed)
-    n_levels = len(ROIS)
     names = stimulus_names(n_train + n_test, rng)
-    order = rng.permutation(len(names))
-    split_names = {TRAINING: sorted(names[i] for i in order[:n_train]), TEST: sorted(names[i] for i in order[n_train:])}
+    split_names = split_stimuli(names, rng.permutation(len(names)), n_train)
     latents = {
-        split: rng.standard_normal((len(ns), n_levels, n_latent)) for split, ns in split_names.items()
+        split: rng.standard_normal((len(ns), len(ROIS), n_latent)) for split, ns in split_names.items()
     }  # (n_images, n_levels, n_latent)
-
     layout = Layout(root)
-    # features: each layer is a fixed random projection of its weighted latent levels
     for dnn in dnns:
-        weights = dnn.level_weights(n_levels)
-        projections = rng.standard_normal((dnn.n_layers, n_levels, n_latent, n_units)) / np.sqrt(n_latent)
-        for split, ns in split_names.items():
-            z = latents[split]
-            for j, layer in enumerate(dnn.layers):
-                feats = np.einsum("ikd,kdu->iu", z * np.sqrt(weights[j])[None, :, None], projections[j])
-                feats += 0.1 * rng.standard_normal(feats.shape)
-                if j == 0:
-                    feats = np.abs(feats + 1.5)  # an "_abs" layer (offset: abs keeps most of the linear signal)
-                out_dir = layout.features_dir(split, dnn.dir) / layer
-                for i, name in enumerate(ns):
-                    a = feats[i].reshape(1, 4, 4, -1) if j == 0 else feats[i][None, :]
-                    formats.save_feature(out_dir / f"{name}.mat", a, flavour=dnn.flavour)
-
-    # fMRI: area k = a random projection of latent level k, plus fresh noise on every presentation
+        _write_simulated_features(layout, dnn, split_names, latents, n_units, rng)
+    repeats = {TRAINING: train_repeats, TEST: test_repeats}
     for s_i, subject in enumerate(SUBJECTS):
-        srng = np.random.default_rng([seed, s_i])
-        n_vox = srng.integers(voxels_per_roi[0], voxels_per_roi[1] + 1, size=n_levels)
-        maps = [srng.standard_normal((n_latent, n_vox[k])) / np.sqrt(n_latent) for k in range(n_levels)]
-        for split, repeats in ((TRAINING, train_repeats), (TEST, test_repeats)):
-            ns = split_names[split]
-            shown = np.tile(np.arange(len(ns)), repeats)
-            srng.shuffle(shown)
-            z = latents[split][shown]  # (n_samples, n_levels, n_latent)
-            rois = {
-                roi: z[:, k, :] @ maps[k] + noise * srng.standard_normal((len(shown), n_vox[k])) + 5.0
-                for k, roi in enumerate(ROIS)
-            }
-            formats.write_fmri(layout.fmri_file(subject, split), rois, [ns[i] for i in shown], names=ns)
+        subject_rng = np.random.default_rng([seed, s_i])
+        _write_simulated_fmri(layout, subject, split_names, latents, repeats, voxels_per_roi, noise, subject_rng)
+    return write_settings(_simulated_settings(dnns, n_feat, n_test), root / "settings.json")
 
-    settings = {
+
+def _write_simulated_features(
+    layout: Layout,
+    dnn: SimulatedDNN,
+    split_names: dict[str, list[str]],
+    latents: dict[str, np.ndarray],
+    n_units: int,
+    rng: np.random.Generator,
+) -> None:
+    """Write the features trees of ``dnn``: each layer a fixed random projection of its weighted latent levels.
+
+    Parameters
+    ----------
+    layout : Layout
+    dnn : SimulatedDNN
+    split_names : dict
+        Stimulus set -> image names (sorted).
+    latents : dict
+        Stimulus set -> ndarray (n_images, n_levels, n_latent).
+    n_units : int
+        Units per layer.
+    rng : numpy.random.Generator
+        Draws the projections, then the feature noise (set by set, layer by layer).
+    """
+    n_levels, n_latent = latents[TRAINING].shape[1:]
+    weights = dnn.level_weights(n_levels)
+    projections = rng.standard_normal((dnn.n_layers, n_levels, n_latent, n_units)) / np.sqrt(n_latent)
+    for split, ns in split_names.items():
+        z = latents[split]
+        for j, layer in enumerate(dnn.layers):
+            feats = np.einsum("ikd,kdu->iu", z * np.sqrt(weights[j])[None, :, None], projections[j])
+            feats += 0.1 * rng.standard_normal(feats.shape)
+            if j == 0:
+                feats = np.abs(feats + 1.5)  # an "_abs" layer (offset: abs keeps most of the linear signal)
+            out_dir = layout.features_dir(split, dnn.dir) / layer
+            for i, name in enumerate(ns):
+                a = feats[i].reshape(1, 4, 4, -1) if j == 0 else feats[i][None, :]
+                formats.save_feature(out_dir / f"{name}.mat", a, flavour=dnn.flavour)
+
+
+def _write_simulated_fmri(
+    layout: Layout,
+    subject: str,
+    split_names: dict[str, list[str]],
+    latents: dict[str, np.ndarray],
+    repeats: dict[str, int],
+    voxels_per_roi: tuple[int, int],
+    noise: float,
+    rng: np.random.Generator,
+) -> None:
+    """Write one subject's fMRI files: area k = a random projection of latent level k, plus fresh noise.
+
+    Parameters
+    ----------
+    layout : Layout
+    subject : str
+    split_names : dict
+        Stimulus set -> image names (sorted).
+    latents : dict
+        Stimulus set -> ndarray (n_images, n_levels, n_latent); level k drives ``ROIS[k]``.
+    repeats : dict
+        Stimulus set -> presentations per image, in the order the sets are written.
+    voxels_per_roi : (int, int)
+        Range of voxel counts per ROI.
+    noise : float
+        Measurement noise s.d., new on every presentation.
+    rng : numpy.random.Generator
+        The subject's own generator.
+    """
+    n_levels, n_latent = latents[TRAINING].shape[1:]
+    n_vox = rng.integers(voxels_per_roi[0], voxels_per_roi[1] + 1, size=n_levels)
+    maps = [rng.standard_normal((n_latent, n_vox[k])) / np.sqrt(n_latent) for k in range(n_levels)]
+    for split, n_repeats in repeats.items():
+        ns = split_names[split]
+        shown = presentation_order(rng, len(ns), n_repeats)
+        z = latents[split][shown]  # (n_samples, n_levels, n_latent)
+        rois = {
+            roi: z[:, k, :] @ maps[k] + noise * rng.standard_normal((len(shown), n_vox[k])) + 5.0
+            for k, roi in enumerate(ROIS)
+        }
+        formats.write_fmri(layout.fmri_file(subject, split), rois, [ns[i] for i in shown], names=ns)
+
+
+def _simulated_settings(dnns: tuple[SimulatedDNN, ...], n_feat: int, n_test: int) -> dict:
+    """The settings mapping of a simulated experiment (data root: the directory of the settings file)."""
+    return {
         "data_root": ".",
         "subjects": list(SUBJECTS),
         "rois": list(ROIS),
@@ -169,9 +252,6 @@ def simulate_dataset(
         },
         "dnns": {d.name: {"dir": d.dir, "layers": d.layers} for d in dnns},
     }
-    path = root / "settings.json"
-    formats.atomic_write_text(path, json.dumps(settings, indent=2) + "\n")
-    return path
 
 
 def simulate_accuracies(
@@ -212,15 +292,10 @@ def simulate_accuracies(
     rng = np.random.default_rng(seed)
     names = list(settings.dnns)
     ramp = np.linspace(1.0, 0.0, len(names)) if len(names) > 1 else np.ones(1)
-    n_rois = len(settings.rois)
     for i, name in enumerate(names):
         dnn = settings.dnns[name]
         strength = (strengths or {}).get(name, float(ramp[i]))
-        n_layers = len(dnn.layers)
-        # affinity of each (layer, ROI): a Gaussian ridge along the diagonal, flattened by 1 - strength
-        centre = np.linspace(0, n_rois - 1, n_layers)[:, None]
-        affinity = np.exp(-((np.arange(n_rois)[None, :] - centre) ** 2) / (2 * 0.9**2))
-        affinity = strength * affinity + (1 - strength) * affinity.mean(axis=1, keepdims=True)
+        affinity = _planted_affinity(strength, len(dnn.layers), len(settings.rois))
 
         def _write(kind, layer, subject, roi, acc, dnn_dir=dnn.dir):
             tree = layout.published_accuracy_root(kind)
@@ -236,6 +311,13 @@ def simulate_accuracies(
                 for j, layer in enumerate(dnn.layers):
                     _write("encoding", layer, subject, roi, acc[j])
     return data_root(settings)
+
+
+def _planted_affinity(strength: float, n_layers: int, n_rois: int) -> np.ndarray:
+    """ndarray (n_layers, n_rois): a Gaussian ridge along the layer-ROI diagonal, flattened by ``1 - strength``."""
+    centre = np.linspace(0, n_rois - 1, n_layers)[:, None]
+    affinity = np.exp(-((np.arange(n_rois)[None, :] - centre) ** 2) / (2 * 0.9**2))
+    return strength * affinity + (1 - strength) * affinity.mean(axis=1, keepdims=True)
 
 
 def _noisy(rng: np.random.Generator, profile: np.ndarray, n_items: int) -> np.ndarray:
@@ -283,40 +365,78 @@ def simulate_fmri_from_features(
         Trial noise s.d. (the noise-free signal has unit variance).
     """
     layout = Layout.from_settings(settings)
-    dnn = settings.dnn(driver)
+    names, zscored = _zscored_driver_features(layout, settings.dnn(driver), set(roi_layers.values()))
+    for s_i, subject in enumerate(settings.subjects):
+        rng = np.random.default_rng([seed, 100 + s_i])
+        weights = {
+            roi: _voxel_weights(rng, zscored[TRAINING][roi_layers[roi]], voxels_per_roi, units_per_voxel)
+            for roi in settings.rois
+        }
+        for split, repeats in ((TRAINING, train_repeats), (TEST, test_repeats)):
+            shown = presentation_order(rng, len(names[split]), repeats)
+            rois = {}
+            for roi in settings.rois:
+                signal = zscored[split][roi_layers[roi]] @ weights[roi]
+                rois[roi] = signal[shown] + noise * rng.standard_normal((len(shown), signal.shape[1])) + 10.0
+            formats.write_fmri(
+                layout.fmri_file(subject, split), rois, [names[split][i] for i in shown], names=names[split]
+            )
+
+
+def _zscored_driver_features(
+    layout: Layout, dnn, layers: set[str]
+) -> tuple[dict[str, list[str]], dict[str, dict[str, np.ndarray]]]:
+    """The image names and the ``layers`` of a DNN per stimulus set, z-scored with the training statistics.
+
+    Parameters
+    ----------
+    layout : Layout
+    dnn : bhscore.settings.DNNSettings
+    layers : set of str
+
+    Returns
+    -------
+    names : dict
+        Stimulus set -> image names, in the order of the feature rows.
+    zscored : dict
+        Stimulus set -> layer -> ndarray (n_images, n_units), float64; a unit constant over the training
+        images is only centred.
+    """
     feats: dict[str, dict[str, np.ndarray]] = {}
     names: dict[str, list[str]] = {}
     for split in (TRAINING, TEST):
         fdir = layout.features_dir(split, dnn.dir)
         names[split] = formats.feature_labels(fdir, dnn.layers[0])
-        feats[split] = {layer: formats.read_layer(fdir, layer).astype(np.float64) for layer in set(roi_layers.values())}
-    stats = {}
+        feats[split] = {layer: formats.read_layer(fdir, layer).astype(np.float64) for layer in layers}
+    zscored: dict[str, dict[str, np.ndarray]] = {split: {} for split in feats}
     for layer, train in feats[TRAINING].items():
         sd = train.std(axis=0)
-        stats[layer] = (train.mean(axis=0), np.where(sd > 0, sd, 1.0))
+        mean, sd = train.mean(axis=0), np.where(sd > 0, sd, 1.0)
+        for split in feats:
+            zscored[split][layer] = (feats[split][layer] - mean) / sd
+    return names, zscored
 
-    for s_i, subject in enumerate(settings.subjects):
-        rng = np.random.default_rng([seed, 100 + s_i])
-        weights = {}
-        for roi in settings.rois:
-            n_units = feats[TRAINING][roi_layers[roi]].shape[1]
-            n_vox = int(rng.integers(voxels_per_roi[0], voxels_per_roi[1] + 1))
-            w = np.zeros((n_units, n_vox))
-            for v in range(n_vox):  # a handful of voxels: a loop is clearer than fancy indexing
-                pool = rng.choice(n_units, size=min(units_per_voxel, n_units), replace=False)
-                w[pool, v] = rng.standard_normal(len(pool))
-            mean, sd = stats[roi_layers[roi]]
-            signal_train = ((feats[TRAINING][roi_layers[roi]] - mean) / sd) @ w
-            scale = signal_train.std(axis=0)
-            weights[roi] = w / np.where(scale > 0, scale, 1.0)
-        for split, repeats in ((TRAINING, train_repeats), (TEST, test_repeats)):
-            shown = np.tile(np.arange(len(names[split])), repeats)
-            rng.shuffle(shown)
-            rois = {}
-            for roi in settings.rois:
-                mean, sd = stats[roi_layers[roi]]
-                signal = ((feats[split][roi_layers[roi]] - mean) / sd) @ weights[roi]
-                rois[roi] = signal[shown] + noise * rng.standard_normal((len(shown), signal.shape[1])) + 10.0
-            formats.write_fmri(
-                layout.fmri_file(subject, split), rois, [names[split][i] for i in shown], names=names[split]
-            )
+
+def _voxel_weights(
+    rng: np.random.Generator, train: np.ndarray, voxels_per_roi: tuple[int, int], units_per_voxel: int
+) -> np.ndarray:
+    """ndarray (n_units, n_voxels): each voxel pools ``units_per_voxel`` random units with random weights.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        Draws the voxel count, then each voxel's units and weights.
+    train : ndarray (n_train_images, n_units)
+        The z-scored training features; each voxel's weights are scaled to unit variance over them.
+    voxels_per_roi : (int, int)
+        Range of the voxel count.
+    units_per_voxel : int
+    """
+    n_units = train.shape[1]
+    n_vox = int(rng.integers(voxels_per_roi[0], voxels_per_roi[1] + 1))
+    w = np.zeros((n_units, n_vox))
+    for v in range(n_vox):  # a handful of voxels: a loop is clearer than fancy indexing
+        pool = rng.choice(n_units, size=min(units_per_voxel, n_units), replace=False)
+        w[pool, v] = rng.standard_normal(len(pool))
+    scale = (train @ w).std(axis=0)
+    return w / np.where(scale > 0, scale, 1.0)

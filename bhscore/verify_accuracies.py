@@ -186,7 +186,8 @@ def compare_accuracies(settings, dnns: Sequence[str] | None = None, scores: bool
     if not names:
         raise UserError(
             "no DNN has both computed and published accuracies: run `bhscore decode --dnn NAME` / `bhscore encode "
-            "--dnn NAME` and `make download-accuracy` (the demo: `bhscore demo --step published`) first"
+            "--dnn NAME` and `make download-accuracy` first (simulated data and the demo: add --write-reference "
+            "to compute their published tree the original scripts' way)"
         )
     for name in names:
         settings.dnn(name)  # an unknown name: one clear error

@@ -1,6 +1,8 @@
 # The demo (bhscore/demo.py): the whole pipeline on a simulated experiment, through the same rules as the
 # real data: `bhscore demo --step prepare` writes stimuli, features, fMRI and a settings file under
 # DEMO_ROOT; then the ordinary decode/encode commands and `make figures` run on that settings file.
+# `bhscore demo` runs the same commands (bhscore.demo.pipeline, which tests/test_demo.py checks against this
+# recipe), with the figure commands of `make figures` instead of the incremental rules.
 DEMO_ROOT    ?= data/demo
 DEMO_FIGURES ?= $(FIGURES)/demo
 DEMO_FLAGS   ?=

@@ -1,4 +1,4 @@
-# Figures (bhscore/figures.py, analysis/*.ipynb) and the reproduction check (bhscore/verify.py).
+# Figures (bhscore/figures/, analysis/*.ipynb) and the reproduction check (bhscore/verify.py).
 #
 # Real file targets, so `make -j` and incremental rebuilds work:
 #   $(FIGURES)/bhscores.csv (+ $(FIGURES)/tables/*.csv)  <- settings, environment, score code, accuracy files
@@ -16,7 +16,8 @@ ACCURACY_TARGET ?= download-accuracy
 FIGURE_NAMES := $(patsubst analysis/%.ipynb,%,$(wildcard analysis/*.ipynb))
 FIGURE_TABLE := $(FIGURES)/bhscores.csv
 FIGURE_FILES := $(foreach f,$(FIGURE_NAMES),$(FIGURES)/$(f).pdf $(FIGURES)/$(f).png $(FIGURES)/notebooks/$(f).ipynb)
-FIGURE_CODE  := bhscore/figures.py bhscore/score.py bhscore/stats.py
+FIGURE_CODE  := $(addprefix bhscore/figures/,__init__.py tables.py tables_io.py inputs.py plotting.py notebooks.py) \
+                $(wildcard bhscore/score/*.py bhscore/stats/*.py)
 REPORT       := $(FIGURES)/index.html
 LAB_FLAGS    ?=
 # `bhscore figure-tables` / `bhscore figure` without loading every other subcommand (faster start-up)

@@ -110,7 +110,7 @@ def _isolated_env(base) -> dict[str, str]:
     ):
         (base / var).mkdir(parents=True, exist_ok=True)
         env[var] = str(base / var)
-    env.update(figures._kernel_env(), TQDM_DISABLE="1")
+    env.update(figures.kernel_env(), TQDM_DISABLE="1")
     return env
 
 

@@ -118,17 +118,17 @@ def test_fit_predict_solvers_agree_and_constant_units_give_nan(dtype):
     Yt = Xt[:, :8] @ rng.standard_normal((8, 25))
     Yt[:, 9] = 0.0  # a unit constant over the test images
     out = {}
-    for solver in ("ours", "fastl2lir"):
+    for solver in ("batched", "fastl2lir"):
         # the sane alternatives of the original scripts' numerics (tests/test_original_options.py)
         opt = RidgeOptions(alpha=100.0, n_feat=20, dtype=dtype, solver=solver, device="cpu",
                            constant_inputs="zero", zscore_over="samples", float32_rounding=False)
         out[solver] = fit_predict(TrainingInputs(X, opt), Y, Xt, Yt)
-    a, b = out["ours"].accuracy, out["fastl2lir"].accuracy
+    a, b = out["batched"].accuracy, out["fastl2lir"].accuracy
     assert np.isnan(a[4]) and np.isnan(a[9]) and np.isnan(b[4])
     ok = ~np.isnan(a)
     assert ok.sum() == 23 and np.nanmin(a) > -1
     np.testing.assert_allclose(a[ok], b[ok], atol=1e-9 if dtype == "float64" else 1e-4)
-    np.testing.assert_allclose(out["ours"].prediction, out["fastl2lir"].prediction, rtol=1e-3, atol=1e-6)
+    np.testing.assert_allclose(out["batched"].prediction, out["fastl2lir"].prediction, rtol=1e-3, atol=1e-6)
 
 
 # -------------------------------------------------------------------------------------------------

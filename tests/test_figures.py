@@ -19,7 +19,14 @@ from scipy import stats
 from bhscore import figures
 from bhscore.cli import main as cli_main
 from bhscore.errors import UserError
-from bhscore.score import layer_subsets, layer_top_counts, mean_accuracy_profile, score_table
+from bhscore.score import (
+    COMPONENTS,
+    AccuracyTree,
+    layer_subsets,
+    mean_accuracy_profile,
+    score_dnn,
+    score_table,
+)
 from bhscore.settings import load_settings
 from bhscore.simulate import simulate_accuracies
 
@@ -218,7 +225,7 @@ def test_top_roi_fractions_by_hand(fig_env):
             np.testing.assert_allclose(dl.fraction.to_numpy(), counts / counts.sum(), atol=1e-12)
         np.testing.assert_array_equal(
             d.pivot(index="layer_index", columns="roi_index", values="count").to_numpy(),
-            layer_top_counts(fig_env["settings"], dnn),
+            score_dnn(fig_env["settings"], dnn, n_bootstrap=0).decoding_counts,
         )
     # the planted hierarchy: Alpha's first layer is mostly V1, its last mostly HVC
     a = fr[fr.dnn == "Alpha"]
@@ -236,7 +243,8 @@ def test_accuracy_profiles_by_hand(fig_env):
         )
         by_hand = np.stack([np.nanmean(decoding_level(root, dnn, ly), axis=1) for ly in layers])
         np.testing.assert_allclose(m, by_hand, atol=1e-9)
-        np.testing.assert_allclose(m, mean_accuracy_profile(fig_env["settings"], dnn), atol=1e-12)
+        levels = AccuracyTree(fig_env["settings"], dnn).decoding_levels()
+        np.testing.assert_allclose(m, mean_accuracy_profile(levels), atol=1e-12)
 
 
 def test_correlations_match_scipy(fig_env):
@@ -269,7 +277,7 @@ def test_filter_comparison_by_hand(fig_env):
     settings, root = fig_env["settings"], fig_env["root"]
     f = figures.read_tables(fig_env["out"]).filter_comparison
     corrected = score_table(settings, p_method="corrected", n_bootstrap=0, progress=False).set_index("dnn")
-    for comp in figures.COMPONENTS:
+    for comp in COMPONENTS:
         sub = f[(f.component == comp) & (f.p_method == "corrected")].set_index("dnn")
         np.testing.assert_allclose(
             sub.score.to_numpy(), corrected.loc[sub.index, comp].to_numpy(), atol=1e-12
@@ -295,32 +303,52 @@ def test_tables_are_written_atomically_scores_last(fig_env, tmp_path):
         figures.read_tables(tmp_path)
 
 
-def test_load_tables_computes_when_absent(fig_env, tmp_path, monkeypatch):
+def test_load_tables_only_reads(fig_env, tmp_path):
+    """The notebooks' loader never computes: missing tables are one error naming `make figure-tables`."""
     settings_path = fig_env["settings"].source
-    monkeypatch.chdir(tmp_path)
-    t = figures.load_tables(tmp_path / "figs", settings_path=settings_path)
-    assert (tmp_path / "figs" / "bhscores.csv").is_file()
-    pd.testing.assert_frame_equal(t.scores, fig_env["tables"].scores)
-    # present tables are read, not recomputed; DNNs differing from the settings give a warning
+    figs = tmp_path / "figs"
+    with pytest.raises(figures.MissingTablesError) as err:
+        figures.load_tables(figs, settings_path=settings_path)
+    msg = str(err.value)
+    assert f"make figure-tables SETTINGS={settings_path} FIGURES={figs}" in msg
+    assert "bhscores.csv" in msg and "tables/pairwise.csv" in msg
+    assert isinstance(err.value, FileNotFoundError) and isinstance(err.value, UserError)
+    assert not figs.exists()  # nothing computed, nothing written
+    # one table missing: named alone
+    figures.write_tables(fig_env["tables"], figs)
+    (figs / "tables" / "correlations.csv").unlink()
+    with pytest.raises(figures.MissingTablesError, match=r"missing in .*: tables/correlations\.csv\n"):
+        figures.load_tables(figs)
+    # present tables are read; DNNs differing from the settings give a warning
+    figures.write_tables(fig_env["tables"], figs)
+    pd.testing.assert_frame_equal(figures.load_tables(figs, settings_path=settings_path).scores, fig_env["tables"].scores)
     other = tmp_path / "other.json"
     d = json.loads(open(settings_path).read())
     d["data_root"] = str(fig_env["root"])
     del d["dnns"]["Delta"]
     other.write_text(json.dumps(d))
     with pytest.warns(UserWarning, match="rebuild"):
-        figures.load_tables(tmp_path / "figs", settings_path=other)
+        figures.load_tables(figs, settings_path=other)
 
 
-def test_data_root_override(fig_env, tmp_path):
-    """load_tables(data_root=...) reads the accuracies there, whatever the settings say."""
+def test_data_root_override(fig_env, tmp_path, monkeypatch):
+    """load_settings(data_root=...) reads the accuracies there, whatever the settings say; no env var set."""
+    monkeypatch.delenv("BHSCORE_DATA", raising=False)
     d = json.loads(open(fig_env["settings"].source).read())
     d["data_root"] = str(tmp_path / "nowhere")
     moved = tmp_path / "moved.json"
     moved.write_text(json.dumps(d))
     with pytest.raises(FileNotFoundError):
-        figures.load_tables(tmp_path / "a", settings_path=moved)
-    t = figures.load_tables(tmp_path / "b", settings_path=moved, data_root=fig_env["root"])
-    assert len(t.scores) == 4 and os.environ.get("BHSCORE_DATA") is None
+        figures.compute_tables(load_settings(moved), progress=False)
+    monkeypatch.chdir(fig_env["root"].parent)
+    settings = load_settings(moved, data_root=fig_env["root"].name)  # relative: resolved once, here
+    assert settings.data_root == str(fig_env["root"].resolve())
+    t = figures.compute_tables(settings, dnns=["Beta"], progress=False)
+    assert list(t.scores.dnn) == ["Beta"] and os.environ.get("BHSCORE_DATA") is None
+    # $BHSCORE_DATA still overrides the settings' data root (bhscore.paths)
+    monkeypatch.setenv("BHSCORE_DATA", str(tmp_path / "nowhere"))
+    with pytest.raises(FileNotFoundError):
+        figures.compute_tables(load_settings(moved, data_root=fig_env["root"]), dnns=["Beta"], progress=False)
 
 
 def test_helpers():
@@ -349,9 +377,12 @@ def test_notebooks_are_clean_and_parameterised():
         nbformat.validate(nb)
         tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
         assert len(tagged) == 1
-        for var in ("settings_path", "data_root", "output_dir", "tables_dir"):
+        for var in ("settings_path", "output_dir", "tables_dir"):
             assert f"{var} =" in tagged[0].source
         code = [c for c in nb.cells if c.cell_type == "code"]
+        source = "".join(c.source for c in code)
+        assert "data_root" not in source and "compute_tables" not in source  # notebooks only read tables
+        assert "figures.load_tables(" in source
         assert all(not c.outputs and c.execution_count is None for c in code), f"{name}: outputs not stripped"
         assert f'NAME = "{name}"' in "".join(c.source for c in code)
 
@@ -382,7 +413,7 @@ def test_failing_notebook_is_kept_and_reported(fig_env, tmp_path, jupyter_home):
     nbdir.mkdir()
     nb = nbformat.v4.new_notebook()
     params = nbformat.v4.new_code_cell(
-        "settings_path = None\ndata_root = None\noutput_dir = None\ntables_dir = None"
+        "settings_path = None\noutput_dir = None\ntables_dir = None"
     )
     params.metadata["tags"] = ["parameters"]
     nb.cells = [params, nbformat.v4.new_code_cell("raise ValueError('boom')")]
@@ -394,6 +425,15 @@ def test_failing_notebook_is_kept_and_reported(fig_env, tmp_path, jupyter_home):
     assert not (out / "notebooks" / "broken.ipynb").exists()
     with pytest.raises(UserError, match="no notebook for figure 'nope'"):
         figures.notebook_path("nope", nbdir)
+
+
+def test_notebook_without_tables_names_make_figure_tables(fig_env, tmp_path, jupyter_home):
+    """A figure's notebook never computes the tables: without them it stops with the command that makes them."""
+    out = tmp_path / "out"
+    with pytest.raises(UserError, match="MissingTablesError: figure table") as err:
+        figures.run_notebook("fig3b_imagenet", fig_env["settings"].source, out)
+    assert f"make figure-tables SETTINGS={fig_env['settings'].source} FIGURES={out.resolve()}" in str(err.value)
+    assert not (out / "bhscores.csv").exists() and (out / "notebooks" / "fig3b_imagenet.failed.ipynb").is_file()
 
 
 # -------------------------------------------------------------------------------------------------

@@ -74,23 +74,28 @@ HAND_LEVELS = [
 ]
 
 
+def _pooled(levels, n, method="legacy"):
+    """The BH score of all the levels pooled (no layer selection)."""
+    return S.pooled_score(S.level_counts(levels, n, method)[0])
+
+
 def test_hand_computed_score_legacy():
     # pairs (level, top): (0,0) (0,0) (1,1) (1,0) (2,1); midranks x 1.5 1.5 3.5 3.5 5, y 2 2 4.5 2 4.5
     expected = 6.25 / math.sqrt(9.0 * 7.5)
-    assert S.bh_score(HAND_LEVELS, N, "legacy") == pytest.approx(expected, abs=1e-12)
+    assert _pooled(HAND_LEVELS, N, "legacy") == pytest.approx(expected, abs=1e-12)
 
 
 def test_hand_computed_score_corrected_keeps_strong_unit():
     expected = _expanded_spearman([np.array([0, 0]), np.array([1, 0]), np.array([1, 0])])
-    assert S.bh_score(HAND_LEVELS, N, "corrected") == pytest.approx(expected, abs=1e-12)
-    assert S.bh_score(HAND_LEVELS, N, "corrected") != pytest.approx(S.bh_score(HAND_LEVELS, N, "legacy"))
+    assert _pooled(HAND_LEVELS, N, "corrected") == pytest.approx(expected, abs=1e-12)
+    assert _pooled(HAND_LEVELS, N, "corrected") != pytest.approx(_pooled(HAND_LEVELS, N, "legacy"))
 
 
 def test_inputs_not_mutated():
     levels = [a.copy() for a in HAND_LEVELS]
     levels[0][1, 0] = np.nan
     copies = [a.copy() for a in levels]
-    S.bh_score(levels, N)
+    _pooled(levels, N)
     S.level_counts(levels, N)
     for a, b in zip(levels, copies, strict=True):
         np.testing.assert_array_equal(a, b)
@@ -114,7 +119,7 @@ def test_spearman_batched_shapes():
 def test_no_kept_unit_gives_nan_with_warning():
     levels = [np.full((5, 4), 0.05) for _ in range(5)]
     with pytest.warns(RuntimeWarning, match="no item passed the significance filter"):
-        assert math.isnan(S.bh_score(levels, N))
+        assert math.isnan(_pooled(levels, N))
 
 
 # --- layer selection -----------------------------------------------------------------------------
@@ -253,16 +258,23 @@ def test_p_method_changes_only_via_option(accuracy_settings):
     legacy = S.score_dnn(accuracy_settings, "D0", n_bootstrap=0)
     corrected = S.score_dnn(accuracy_settings, "D0", n_bootstrap=0, p_method="corrected")
     assert corrected.decoding_counts.sum() >= legacy.decoding_counts.sum()
-    assert S.layer_top_counts(accuracy_settings, "D0").shape == (6, 5)
-    np.testing.assert_array_equal(S.layer_top_counts(accuracy_settings, "D0"), legacy.decoding_counts)
+    assert legacy.decoding_counts.shape == (6, 5)
 
 
 def test_mean_accuracy_profile(accuracy_settings):
-    prof = S.mean_accuracy_profile(accuracy_settings, "D0")
+    levels = S.AccuracyTree(accuracy_settings, "D0").decoding_levels()
+    prof = S.mean_accuracy_profile(levels)
     assert prof.shape == (6, 5)
     # planted: the best ROI moves up the hierarchy with depth
     assert np.argmax(prof[0]) == 0 and np.argmax(prof[-1]) == 4
-    assert S.mean_accuracy_profile(accuracy_settings, "D0", kind="encoding").shape == (6, 5)
+    np.testing.assert_array_equal(prof[2], np.nanmean(levels[2], axis=1))
+    # encoding levels are per ROI: (n_rois, n_layers)
+    assert S.mean_accuracy_profile(S.AccuracyTree(accuracy_settings, "D0").encoding_levels()).shape == (5, 6)
+    # an all-NaN row: NaN, without a warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = S.mean_accuracy_profile([np.array([[np.nan, np.nan], [0.1, np.nan]])])
+    np.testing.assert_array_equal(out, [[np.nan, 0.1]])
 
 
 def test_seeded_score_is_deterministic(accuracy_settings):

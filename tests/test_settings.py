@@ -176,3 +176,20 @@ def test_repetition_counts_are_bounded_with_their_memory(raw, key, limit):
 def test_bootstrap_memory_of_both_counts_is_bounded(raw):
     msg = _error(raw, lambda d: d["analysis"]["score"].update(n_draws=100_000, n_bootstrap=100_000))
     assert "n_bootstrap = 100000 with n_draws = 100000" in msg and "725 GB" in msg and "limit 16 GB" in msg
+
+
+def test_write_settings_writes_validated_json_atomically(raw, tmp_path):
+    from bhscore.settings import write_settings
+
+    text = json.dumps(raw, indent=2) + "\n"  # the written format: the mapping's key order, indent 2
+    path = write_settings(raw, tmp_path / "new" / "settings.json")
+    assert path == tmp_path / "new" / "settings.json" and path.read_text() == text
+    assert list(load_settings(path).dnns) == list(raw["dnns"])
+    bad = copy.deepcopy(raw)
+    bad["rois"] = ["V1", "V5"]
+    with pytest.raises(SettingsError, match="V5"):
+        write_settings(bad, tmp_path / "bad.json")
+    with pytest.raises(SettingsError, match="V5"):
+        write_settings(bad, path)
+    assert not (tmp_path / "bad.json").exists() and path.read_text() == text  # nothing written
+    assert [p.name for p in path.parent.iterdir()] == ["settings.json"]  # no temporary file left

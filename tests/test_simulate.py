@@ -85,3 +85,13 @@ def test_planted_hierarchy_visible_in_raw_correlations(simulated_dataset):
 def test_rejects_too_few_test_images(tmp_path, bad):
     with pytest.raises(Exception, match="n_test_images"):
         simulate_dataset(tmp_path / "x", n_train=8, n_units=16, voxels_per_roi=(3, 4), **bad)
+
+
+def test_settings_file_is_validated_and_written_last(tmp_path):
+    from bhscore.settings import SettingsError
+    from bhscore.simulate import SimulatedDNN
+
+    short = (SimulatedDNN("Short", "simulated/Short", 3, hierarchical=True),)  # fewer layers than a draw
+    with pytest.raises(SettingsError, match="Short"):
+        simulate_dataset(tmp_path / "x", n_train=8, n_test=4, n_units=16, voxels_per_roi=(3, 4), dnns=short)
+    assert not (tmp_path / "x" / "settings.json").exists()

@@ -13,13 +13,15 @@ from scipy import stats as sps
 
 from bhscore import score as bhs
 from bhscore import stats
+from bhscore.stats.resample import resample_decoding_counts
+from bhscore.stats.simulation import _affinity
 
 ROIS = 5
 
 
 def random_levels(rng, n_layers=6, n_units=(40, 40, 40), n_subjects=3, n_samples=50):
     """Per-subject accuracies (decoding and encoding) with a mild planted hierarchy and some NaN items."""
-    aff = stats._affinity(0.7, n_layers, ROIS)
+    aff = _affinity(0.7, n_layers, ROIS)
     dec = {}
     for s in range(n_subjects):
         levels = []
@@ -91,7 +93,7 @@ def test_scores_and_subject_scores_by_hand():
     for s, subject in enumerate(tops.subjects):  # each subject alone, with the score's own functions
         counts, _ = bhs.level_counts(dec[subject], 50)
         assert per["decoding"][s] == pytest.approx(np.nanmean(bhs.subset_scores(counts, subsets)), abs=1e-12)
-        assert per["encoding"][s] == pytest.approx(bhs.bh_score(enc[subject], 50), abs=1e-12)
+        assert per["encoding"][s] == pytest.approx(bhs.pooled_score(bhs.level_counts(enc[subject], 50)[0]), abs=1e-12)
         assert per["averaged"][s] == pytest.approx((per["decoding"][s] + per["encoding"][s]) / 2, abs=1e-15)
 
 
@@ -167,8 +169,8 @@ def test_joint_unit_resampling_draws_whole_units():
     rng = np.random.default_rng(5)
     unit = rng.integers(0, ROIS + 1, size=(6, 200))  # 6 layers, top ROI (or dropped) of each unit
     t = _tops(np.repeat(unit[:, None, :], 3, axis=1), rng.integers(0, 7, size=(3, ROIS, 20)))
-    joint = stats._resample_decoding_counts(t, 300, np.random.default_rng(1), "joint")
-    per_subject = stats._resample_decoding_counts(t, 300, np.random.default_rng(1), "subject")
+    joint = resample_decoding_counts(t, 300, np.random.default_rng(1), "joint")
+    per_subject = resample_decoding_counts(t, 300, np.random.default_rng(1), "subject")
     assert (joint % 3 == 0).all() and not (per_subject % 3 == 0).all()
     observed = t.decoding_counts()[0]
     for boot in (joint, per_subject):
@@ -339,7 +341,7 @@ def test_null_equals_brute_force_on_permuted_accuracies():
     for perm in itertools.permutations(range(5)):
         d_counts, _ = bhs.level_counts([pooled_dec[i] for i in perm], 50)
         d = float(np.nanmean(bhs.subset_scores(d_counts, subsets)))
-        e = bhs.bh_score([level[list(perm)] for level in pooled_enc], 50)  # layers are the rows
+        e = bhs.pooled_score(bhs.level_counts([level[list(perm)] for level in pooled_enc], 50)[0])  # layers are the rows
         scores["decoding"].append(d)
         scores["encoding"].append(e)
         scores["averaged"].append((d + e) / 2)

@@ -45,13 +45,23 @@ def _p(x: float) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from bhscore import stats
-    from bhscore.errors import UserError
-    from bhscore.formats import atomic_write_text
-    from bhscore.paths import results_root
     from bhscore.score import ScoreOptions
     from bhscore.settings import load_settings
 
     settings = load_settings(args.settings)
+    names = _dnn_names(args, settings)
+    options = ScoreOptions.from_settings(settings, p_method=args.p_method, seed=args.seed)
+    n_perm = args.n_permutations or stats.N_PERMUTATIONS
+    tops = [stats.read_item_tops(settings, name, options) for name in names]
+    if args.all:
+        return _run_all(args, settings, tops, options, n_perm)
+    return _run_pair(args, tops, options, n_perm)
+
+
+def _dnn_names(args: argparse.Namespace, settings) -> list[str]:
+    """The DNNs to compare: the two given, or with --all those given or every DNN of the settings."""
+    from bhscore.errors import UserError
+
     if args.all:
         names = args.dnns or list(settings.dnns)
     elif len(args.dnns) == 2:
@@ -62,31 +72,43 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"a DNN is listed twice: {names}")
     for name in names:
         settings.dnn(name)  # an unknown name fails here, listing the valid ones
-    options = ScoreOptions.from_settings(settings, p_method=args.p_method, seed=args.seed)
-    n_perm = args.n_permutations or stats.N_PERMUTATIONS
-    tops = [stats.read_item_tops(settings, name, options) for name in names]
-    if args.all:
-        tables = stats.compute_stats(tops, options, n_boot=args.n_bootstrap, n_permutations=n_perm)
-        out = args.output or results_root(settings) / "pairwise.csv"
-        atomic_write_text(out, tables.pairwise.to_csv(index=False))
-        st = tables.dnn_stats.sort_values("averaged", ascending=False)
-        n_pairs = len(names) * (len(names) - 1) // 2
-        avg = tables.pairwise[tables.pairwise.component == "averaged"]
-        n_diff = int(avg.significant.sum()) // 2
-        print(
-            f"{len(names)} DNNs, {n_pairs} pairs, {int(st.n_boot.iloc[0])} paired resamples ({options.p_method} filter)"
-        )
-        print(f"{'DNN':<24} {'averaged':>9}  letters  null p")
-        for _, r in st.iterrows():
-            print(f"{r.dnn:<24} {r.averaged:9.4f}  {r.averaged_letters:<7}  {_p(r.averaged_null_p)}")
-        print(
-            f"{n_diff} of {n_pairs} pairs differ in the averaged score (Holm, alpha {stats.ALPHA}); wrote {out}"
-        )
-        return 0
+    return names
+
+
+def _run_all(args: argparse.Namespace, settings, tops: list, options, n_perm: int) -> int:
+    """Every pair: write the pairwise table, print the ranking with letters and null p-values."""
+    from bhscore import stats
+    from bhscore.formats import atomic_write_text
+    from bhscore.paths import results_root
+
+    tables = stats.compute_stats(tops, options, n_boot=args.n_bootstrap, n_permutations=n_perm)
+    out = args.output or results_root(settings) / "pairwise.csv"
+    atomic_write_text(out, tables.pairwise.to_csv(index=False))
+    st = tables.dnn_stats.sort_values("averaged", ascending=False)
+    n_dnns = len(tops)
+    n_pairs = n_dnns * (n_dnns - 1) // 2
+    avg = tables.pairwise[tables.pairwise.component == "averaged"]
+    n_diff = int(avg.significant.sum()) // 2
+    print(
+        f"{n_dnns} DNNs, {n_pairs} pairs, {int(st.n_boot.iloc[0])} paired resamples ({options.p_method} filter)"
+    )
+    print(f"{'DNN':<24} {'averaged':>9}  letters  null p")
+    for _, r in st.iterrows():
+        print(f"{r.dnn:<24} {r.averaged:9.4f}  {r.averaged_letters:<7}  {_p(r.averaged_null_p)}")
+    print(
+        f"{n_diff} of {n_pairs} pairs differ in the averaged score (Holm, alpha {stats.ALPHA}); wrote {out}"
+    )
+    return 0
+
+
+def _run_pair(args: argparse.Namespace, tops: list, options, n_perm: int) -> int:
+    """Two DNNs: print their difference per component, each subject's score and each DNN's null p-value."""
+    from bhscore import stats
+    from bhscore.formats import atomic_write_text
 
     boot = stats.bootstrap_scores(tops, options, n_boot=args.n_bootstrap)
     pairs = stats.pairwise_table(boot, options.ci_level)
-    a, b = names
+    a, b = boot.dnns
     rows = pairs[(pairs.dnn_a == a) & (pairs.dnn_b == b)].set_index("component")
     level = int(round(100 * options.ci_level))
     print(

@@ -12,8 +12,9 @@ def register(subparsers, common) -> None:
         parents=[common],
         help="run the whole pipeline on a simulated experiment (stimuli, features, brain, decode, encode, figures)",
         description="Procedural stimuli -> features of three small CNNs and a control (random weights) -> a "
-        "simulated brain driven by AlexNet -> decoding and encoding -> BH scores -> every figure. Steps skip "
-        "what exists, so an interrupted demo resumes. --settings is not used: the demo writes its own.",
+        "simulated brain driven by AlexNet -> decoding and encoding -> BH scores -> every figure: the commands "
+        "of `make demo`, run one after the other. Steps skip what exists, so an interrupted demo resumes. "
+        "--settings is not used: the demo writes its own.",
     )
     p.add_argument("--root", type=Path, default=None, help="demo data root (default: <repository>/data/demo)")
     p.add_argument("--figures", type=Path, default=None, help="figures directory (default: <figures root>/demo)")
@@ -45,5 +46,19 @@ def run(args: argparse.Namespace) -> int:
     if args.step == "summary":
         print(demo.summary(Path(root) / "settings.json", figures))
         return 0
-    demo.run_demo(root, figures, size=size, seed=args.seed, progress=not args.no_progress)
+    return _run_pipeline(demo.pipeline(root, figures, args.quick, args.seed, not args.no_progress), args)
+
+
+def _run_pipeline(commands: list[list[str]], args: argparse.Namespace) -> int:
+    """Run each ``bhscore`` command line in this process, in order; stop at the first that fails."""
+    from bhscore.cli import main
+    from bhscore.demo import StepLog
+
+    log = StepLog()
+    global_options = [option for option in ("verbose", "debug") if getattr(args, option, False)]
+    for argv in commands:
+        log("bhscore " + " ".join(argv))
+        status = main([*(f"--{option}" for option in global_options), *argv])
+        if status:
+            return status
     return 0

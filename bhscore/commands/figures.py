@@ -57,7 +57,13 @@ def register(subparsers, common) -> None:
     f.add_argument(
         "--out", type=Path, metavar="DIR", help="figures directory (default: $BHSCORE_FIGURES or figures/)"
     )
-    f.add_argument("--data-root", type=Path, metavar="DIR", help="override the settings' data root")
+    f.add_argument(
+        "--data-root",
+        type=Path,
+        metavar="DIR",
+        help="override the settings' data root (read only when the tables must be computed first; "
+        "$BHSCORE_DATA, when set, still wins as everywhere)",
+    )
     f.add_argument(
         "--notebook-dir", type=Path, metavar="DIR", help="where the notebooks are (default: analysis/)"
     )
@@ -109,31 +115,21 @@ def run_figures(args: argparse.Namespace) -> int:
             print(f"{name:<28} {figures.FIGURES.get(name, '(no description in bhscore.figures.FIGURES)')}")
         return 0
     if args.strip_outputs:
-        for name in args.names or names:
-            if figures.strip_outputs(figures.notebook_path(name, args.notebook_dir)):
-                print(f"stripped {figures.notebook_path(name, args.notebook_dir)}")
+        for path in (figures.notebook_path(name, args.notebook_dir) for name in args.names or names):
+            if figures.strip_outputs(path):
+                print(f"stripped {path}")
         return 0
     unknown = [n for n in args.names if n not in names]
     if unknown:
         raise UserError(f"unknown figure(s) {unknown}; figures: {', '.join(names)}")
     settings_path = Path(args.settings) if args.settings else default_settings_path()
-    load_settings(settings_path)  # fail early on a bad file
+    settings = load_settings(settings_path, data_root=args.data_root)  # fails early on a bad file
     out = args.out or figures_root()
-    if not figures.tables_complete(out):
-        from bhscore.paths import DATA_ENV
-
-        with figures.override_env(**{DATA_ENV: str(args.data_root.resolve()) if args.data_root else None}):
-            figures.write_tables(figures.compute_tables(load_settings(settings_path)), out)
+    if not figures.tables_complete(out):  # the notebooks only read the tables: compute them first
+        figures.write_tables(figures.compute_tables(settings), out)
     for name in args.names or names:
         t0 = time.perf_counter()
-        nb = figures.run_notebook(
-            name,
-            settings_path,
-            out,
-            data_root=args.data_root,
-            notebook_dir=args.notebook_dir,
-            timeout=args.timeout,
-        )
+        nb = figures.run_notebook(name, settings_path, out, notebook_dir=args.notebook_dir, timeout=args.timeout)
         print(f"{name}: {out / name}.pdf, .png ({time.perf_counter() - t0:.1f} s; notebook {nb})")
     return 0
 

@@ -1,5 +1,8 @@
 """The SLURM array scripts and batch scripts, run with SLURM's environment variables and a stub bhscore.
 
+Each kind's entry scripts (decoding/, encoding/) run the shared ones in scripts/ with their kind; every test
+goes through the entry scripts, as a user does.
+
 Checks the shell logic (shard index and count, DNN arguments, --settings, finding the repository, early
 failures) without a scheduler; `make test-slurm` (tests/slurm/run_slurm_test.sh) runs the real thing.
 """
@@ -14,6 +17,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+#: The scripts behind decoding/ and encoding/'s wrappers, parameterised by kind.
+SHARED_ARRAY = REPO / "scripts" / "slurm_array.sh"
+SHARED_BATCH = REPO / "scripts" / "feature_batch.sh"
 STUB = '#!/bin/sh\nprintf "%s\\n" "$0" "$@"\n'  # prints its path and one argument per line
 
 
@@ -96,8 +102,9 @@ def test_repository_found_from_the_submitted_script(route, tmp_path):
     script, command, _ = route
     repo = tmp_path / "repo"
     submitted = repo / script.parent.name / script.name
-    submitted.parent.mkdir(parents=True)
-    shutil.copy(script, submitted)
+    for path in (script, SHARED_ARRAY):  # the submitted wrapper and the shared script it runs
+        (repo / path.relative_to(REPO)).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, repo / path.relative_to(REPO))
     bhscore = _stub(repo / ".venv" / "bin" / "bhscore")
     spool = tmp_path / "spool" / "job42" / "slurm_script"
     spool.parent.mkdir(parents=True)
@@ -119,6 +126,20 @@ def test_repository_found_from_the_submitted_script(route, tmp_path):
     # REPO wins; a repository without the environment is named in the error
     out = _run(spool, {**env, "REPO": str(tmp_path / "nowhere")})
     assert out.returncode == 2 and "REPO=" in out.stderr and str(tmp_path / "nowhere") in out.stderr
+    # when scontrol cannot tell, the spool copy cannot find the shared script: REPO names it, else a clear error
+    (fake_bin / "scontrol").write_text("#!/bin/sh\necho 'slurm_load_jobs error' >&2\nexit 1\n")
+    out = _run(spool, {**env, "REPO": str(repo)})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[:2] == [str(bhscore), command]
+    out = _run(spool, {**env, "REPO": str(tmp_path / "nowhere")})
+    assert out.returncode == 2 and "REPO=" in out.stderr and "scripts/slurm_array.sh" in out.stderr
+
+
+def test_shared_scripts_need_a_kind(tmp_path):
+    stub = _stub(tmp_path / "bin" / "bhscore")
+    for script in (SHARED_ARRAY, SHARED_BATCH):
+        out = _run(script, _array_env(0, [0, 1], BHSCORE=str(stub), PY=str(stub)), "AlexNet")
+        assert out.returncode == 2 and out.stdout == "" and "decoding or encoding" in out.stderr
 
 
 @pytest.mark.parametrize("kind", ["decoding", "encoding"])
@@ -129,5 +150,6 @@ def test_batch_scripts_pass_settings_only_when_given(kind, tmp_path):
     out = _run(script, env, "AlexNet")
     assert out.returncode == 0, out.stderr
     assert "--settings" not in out.stdout and "--net\nAlexNet" in out.stdout
+    assert out.stdout.split("\n")[2] == str(REPO / kind / f"feature_{kind}_predict.py")  # after "== AlexNet", PY
     out = _run(script, {**env, "SETTINGS": "s.json"})
     assert "--settings\ns.json" in out.stdout
