@@ -28,8 +28,9 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
 
 
 def handler(args: argparse.Namespace) -> int:
+    from bhscore.devices import resolve_device
     from bhscore.errors import UserError
-    from bhscore.extraction import format_layers, list_layers, load_model, resolve_device_name, resolve_layers
+    from bhscore.extraction import format_layers, list_layers, load_model, resolve_layers
 
     used = {}
     if args.dnn:
@@ -45,7 +46,7 @@ def handler(args: argparse.Namespace) -> int:
     if args.dnn:
         for s in resolve_layers(loaded.model, d.layers, d.modules, model_name=spec):
             used[s.module] = ", ".join(x for x in (used.get(s.module), s.name) if x)
-    infos = list_layers(loaded.model, args.input_size, device=resolve_device_name(args.device))
+    infos = list_layers(loaded.model, args.input_size, device=str(resolve_device(args.device)))
     print(f"# {spec}: {len(infos)} modules; model input size {loaded.input_size[0]}x{loaded.input_size[1]}")
     print(format_layers(infos, args.input_size, used or None))
     return 0

@@ -75,7 +75,6 @@ from bhscore.extraction.torch_backend import (
     format_layers,
     list_layers,
     parse_layer_args,
-    resolve_device_name,
     resolve_layers,
 )
 from bhscore.extraction.units import DEFAULT_N_UNITS, index_file_name, resolve_unit_index, subsample_indices
@@ -118,7 +117,6 @@ __all__ = [
     "parse_layer_args",
     "preprocess_caffe",
     "preprocess_paper",
-    "resolve_device_name",
     "resolve_layers",
     "resolve_unit_index",
     "run_extraction",

@@ -42,7 +42,7 @@ class ExtractionOptions:
     download : bool
         Allow fetching weights from the network.
     device : str
-        ``'auto'`` picks CUDA when available (:func:`~bhscore.extraction.torch_backend.resolve_device_name`).
+        ``'auto'`` picks CUDA when available (:func:`bhscore.devices.resolve_device`).
     n_units : int or None
         Units kept per layer (default 1000, a seeded draw: :func:`bhscore.unit_index.subsample_indices`);
         None keeps every unit and writes no index file.

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from bhscore.devices import resolve_device
 from bhscore.errors import UserError
 from bhscore.extraction.lazy_torch import require_torch, torch
 from bhscore.extraction.models import close_names
@@ -98,33 +99,6 @@ def _hooks(model: nn.Module, hooks: Mapping[str, Callable]) -> Iterator[None]:
     finally:
         for h in handles:
             h.remove()
-
-
-def resolve_device_name(device: str | None) -> str:
-    """The torch device name to run a model on, as a string (``TorchBackend`` moves the model there).
-
-    Parameters
-    ----------
-    device : str or None
-        ``'auto'``, ``''`` or None: ``'cuda'`` when CUDA is available, else ``'cpu'``. Any other name is
-        returned unchanged (``'cpu'``, ``'cuda:1'``, ``'mps'``), after checking that a ``'cuda...'`` name
-        has CUDA behind it.
-
-    Returns
-    -------
-    str
-
-    Raises
-    ------
-    UserError
-        A CUDA device was asked for and CUDA is not available.
-    """
-    require_torch()
-    if device in (None, "", "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"device {device!r} requested but CUDA is not available here")
-    return device
 
 
 @dataclass
@@ -213,7 +187,8 @@ class TorchBackend:
         require_torch()
         if call is not None and call not in CALLS:
             raise UserError(f"call must be one of {', '.join(CALLS)}, got {call!r}")
-        self.device = resolve_device_name(device)
+        require_torch()
+        self.device = str(resolve_device(device))
         self.model = model.eval().to(self.device)
         self.specs = list(specs)
         self.call = call

@@ -9,40 +9,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from bhscore.devices import resolve_device  # noqa: F401  (the one resolver; re-exported for the solver)
+
 #: Default memory budget of the working set (bytes), used to size batches and chunks.
 DEFAULT_BUDGET = 512 * 2**20
-
-
-def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """The torch device to fit on.
-
-    Parameters
-    ----------
-    device : str, torch.device or None
-        ``None`` or ``'auto'``: CUDA when available, else the CPU; otherwise anything ``torch.device``
-        accepts ('cpu', 'cuda', 'cuda:1', a ``torch.device``).
-
-    Returns
-    -------
-    torch.device
-
-    Raises
-    ------
-    ValueError
-        A CUDA device is requested but CUDA is not available.
-    RuntimeError
-        ``device`` is not a device string torch knows (torch's own error; ``''`` is not ``'auto'`` here).
-
-    This is the solver's contract (a ``torch.device`` out, ``ValueError`` for a caller's mistake); the
-    feature extraction has its own ``bhscore.extraction.resolve_device`` (a device *string* out, ``''`` also
-    meaning auto, ``UserError`` for the command line).
-    """
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available")
-    return dev
 
 
 def resolve_dtype(dtype) -> np.dtype:
