@@ -34,7 +34,7 @@ test-all: $(INSTALLED) ## run every test, slow ones included (GPU tests skip wit
 lint: $(INSTALLED) ## ruff check (the code run in the Caffe image also as Python 3.9)
 	$(VENV)/bin/ruff check bhscore tests bench feature_extraction decoding encoding
 	$(VENV)/bin/ruff check --target-version py39 bhscore/caffe_container bhscore/caffe_prototxt.py \
-	  bhscore/unit_index.py bhscore/atomic.py feature_extraction/caffe tests/caffe_stub
+	  bhscore/unit_index.py bhscore/rgb.py bhscore/atomic.py feature_extraction/caffe tests/caffe_stub
 
 clean: ## remove caches and build leftovers (keeps .venv and data/)
 	rm -rf .pytest_cache .ruff_cache build *.egg-info

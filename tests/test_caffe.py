@@ -108,10 +108,11 @@ def test_docker_command_line(tmp_path):
     )  # fmt: skip
     assert cmd[:5] == ["docker", "run", "--rm", "--user", "1000:1000"]
     mounts = [cmd[i + 1] for i, c in enumerate(cmd) if c == "-v"]
-    assert mounts == [  # of the repository only the container package and the three modules it shares
+    assert mounts == [  # of the repository only the container package and the four modules it shares
         f"{tmp_path / 'repo' / 'bhscore' / 'caffe_container'}:/opt/bhscore/bhscore/caffe_container:ro",
         f"{tmp_path / 'repo' / 'bhscore' / 'caffe_prototxt.py'}:/opt/bhscore/bhscore/caffe_prototxt.py:ro",
         f"{tmp_path / 'repo' / 'bhscore' / 'unit_index.py'}:/opt/bhscore/bhscore/unit_index.py:ro",
+        f"{tmp_path / 'repo' / 'bhscore' / 'rgb.py'}:/opt/bhscore/bhscore/rgb.py:ro",
         f"{tmp_path / 'repo' / 'bhscore' / 'atomic.py'}:/opt/bhscore/bhscore/atomic.py:ro",
         f"{tmp_path / 'imgs'}:/images:ro",
         f"{tmp_path / 'out'}:/out",

@@ -5,8 +5,8 @@ Contract
 - Python >= 3.9 (the image is Debian 11 "bullseye": Python 3.9, numpy 1.19, h5py 2.10, Pillow 8.1, pycaffe).
 - Imports the standard library, numpy, h5py, Pillow, pycaffe (``caffe``, only when a network is built) and,
   of bhscore, only this package, :mod:`bhscore.caffe_prototxt`, :mod:`bhscore.unit_index` (the unit draw and
-  index-file rules, shared with the host) and :mod:`bhscore.atomic` (atomic writes, shared with the host): no
-  torch, pydantic, scipy or hdf5storage. The container mounts exactly these paths
+  index-file rules), :mod:`bhscore.rgb` (reading an image as RGB) and :mod:`bhscore.atomic` (atomic writes),
+  all shared with the host: no torch, pydantic, scipy or hdf5storage. The container mounts exactly these paths
   (``bhscore.extraction.CAFFE_CODE_PATHS``) under /opt/bhscore, so ``bhscore`` is a namespace package there
   and ``bhscore/__init__.py`` never runs.
 - Writes the features tree of ``bhscore extract``: ``<out>/<layer>/<image>.mat`` (key ``feat``, float32,

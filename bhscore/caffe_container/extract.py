@@ -57,16 +57,12 @@ def list_images(root: Path) -> list[Path]:
 
 def load_image(path: Path):
     """An image as 8-bit RGB PIL image (greyscale/palette converted, transparency composited over white)."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
+
+    from bhscore.rgb import open_rgb
 
     try:
-        with Image.open(path) as im:
-            im.load()
-            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-                rgba = im.convert("RGBA")
-                white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-                return Image.alpha_composite(white, rgba).convert("RGB")
-            return im.convert("RGB")
+        return open_rgb(path)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
         raise ExtractionError(f"cannot read {path}: not a readable image ({type(e).__name__}); replace or remove it") from None
 

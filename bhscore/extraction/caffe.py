@@ -25,6 +25,7 @@ CAFFE_CODE_PATHS = (
     "bhscore/caffe_container",
     "bhscore/caffe_prototxt.py",
     "bhscore/unit_index.py",
+    "bhscore/rgb.py",
     "bhscore/atomic.py",
 )
 CAFFE_CODE_ROOT = "/opt/bhscore"

@@ -80,17 +80,13 @@ def load_image(path: str | os.PathLike) -> PILImage:
     CorruptFileError
         The file is missing or not a readable image.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
+
+    from bhscore.rgb import open_rgb
 
     path = Path(path)
     try:
-        with Image.open(path) as im:
-            im.load()
-            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-                rgba = im.convert("RGBA")
-                white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-                return Image.alpha_composite(white, rgba).convert("RGB")
-            return im.convert("RGB")
+        return open_rgb(path)
     except FileNotFoundError:
         raise MissingDataError(path, what="image") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
