@@ -13,7 +13,7 @@ Basis of the estimate
 The sum of the largest arrays that one worker can hold (see :func:`estimate_peak_bytes` for every term),
 counted as if all were alive at once, so it errs high within its terms; plus the Python runtime with torch
 (:data:`RUNTIME_BYTES`) and the ridge solver's working set (at most its budget,
-``bhscore.ridge.DEFAULT_BUDGET``; twice that for wide inputs). It is the CPU host memory of the default solver ('ours'); memory-mapped feature caches
+``bhscore.ridge.DEFAULT_BUDGET``; twice that for wide inputs). It is the CPU host memory of the default solver ('batched'); memory-mapped feature caches
 are counted as resident. Peak resident sets measured on the 2-core VM (load 3-5) against the estimate:
 quick demo decoding 0.94 GiB (1.00); simulated 2000 samples, 12.4k voxels (ROI of 2990), 2000-unit layer:
 decoding 1.50 GiB (2.17), encoding 1.82 GiB (2.86).

@@ -1,4 +1,4 @@
-# Decoding and encoding (bhscore/decoding.py, encoding.py, jobs.py; decoding/README.md, encoding/README.md).
+# Decoding and encoding (bhscore/kinds.py, decoding.py, encoding.py, fitting.py, jobs/; decoding/README.md, encoding/README.md).
 #   make decode DNN=AlexNet                  decoding accuracies of one DNN (every DNN when DNN is unset)
 #   make encode DNN='AlexNet VGG19'          encoding accuracies of two DNNs
 #   make -j2 decode-AlexNet decode-VGG19     one make job per DNN

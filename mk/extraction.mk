@@ -1,4 +1,4 @@
-# Feature extraction (bhscore/extraction.py; feature_extraction/README.md).
+# Feature extraction (bhscore/extraction/; feature_extraction/README.md).
 #   make layers MODEL=torchvision:resnet18                     list a model's modules and output shapes
 #   make extract DNN=ResNet-18 IMAGES=stimuli/test SPLIT=ImageNetTest
 #   make extract-caffe DNN=AlexNet IMAGES=stimuli/test SPLIT=ImageNetTest   (needs Docker)
