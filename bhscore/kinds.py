@@ -156,6 +156,9 @@ KINDS: dict[str, Kind] = {
 #: The kind names in the order of the method (decoding first).
 KIND_NAMES = tuple(KINDS)
 
+#: The BH score's components: one score per kind and their mean (the order of the score table).
+SCORE_COMPONENTS = (*KIND_NAMES, "averaged")
+
 
 def kind_of(name: str | Kind) -> Kind:
     """The :class:`Kind` named ``name`` (a Kind passes through).

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 
 from bhscore.errors import MissingDataError, UserError
 from bhscore.figures.tables_io import PROVENANCE_FILE  # the score table's provenance record, beside it
+from bhscore.kinds import SCORE_COMPONENTS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -257,13 +258,13 @@ def verify_html(settings, scores: pd.DataFrame) -> str:
         "Provenance).</p>"
     )
     head = ["DNN"] + [
-        f"{c} {w}" for c in ("decoding", "encoding", "averaged") for w in ("ours", "published", "diff")
+        f"{c} {w}" for c in SCORE_COMPONENTS for w in ("ours", "published", "diff")
     ]
     head.append("status")
     rows = []
     for _, r in t.iterrows():
         tds = [f'<td class="name">{_esc(r["dnn"])}</td>']
-        for c in ("decoding", "encoding", "averaged"):
+        for c in SCORE_COMPONENTS:
             tds += [f"<td>{_num(r.get(c))}</td>", f"<td>{_num(r.get(f'{c}_published'))}</td>"]
             tds.append(f"<td>{_num(r.get(f'{c}_diff'), '+.1e')}</td>")
         cls = "ok" if r["status"] == "ok" else "fail" if r["status"] in ("FAIL", "missing") else "note"

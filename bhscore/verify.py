@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from bhscore.errors import MissingDataError, UserError
+from bhscore.kinds import SCORE_COMPONENTS
 from bhscore.settings import REPO_ROOT
 
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ PAPER_SCORE_SETTINGS = {
     "encoding_voxel_subsample": 1000,
 }
 
-COMPONENTS = ("decoding", "encoding", "averaged")
+COMPONENTS = SCORE_COMPONENTS
 _PUBLISHED_COLUMNS = {
     "bhscore_decoding": "decoding",
     "bhscore_encoding": "encoding",

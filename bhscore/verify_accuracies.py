@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from bhscore.errors import UserError
-from bhscore.kinds import kind_of
+from bhscore.kinds import SCORE_COMPONENTS, kind_of
 from bhscore.paths import KINDS, TEST, TRAINING, Layout
 
 if TYPE_CHECKING:
@@ -228,9 +228,9 @@ def _scores(settings, names: list[str]) -> pd.DataFrame:
         except UserError as e:  # e.g. one kind absent from a tree: say so, keep the file comparison
             log.warning("BH scores from the %s tree not computed: %s", source, e)
             return out if out is not None else _empty_scores(names)
-        t = t.set_index("dnn")[["decoding", "encoding", "averaged"]].add_suffix(f"_{source}")
+        t = t.set_index("dnn")[list(SCORE_COMPONENTS)].add_suffix(f"_{source}")
         out = t if out is None else out.join(t)
-    for c in ("decoding", "encoding", "averaged"):
+    for c in SCORE_COMPONENTS:
         out[f"{c}_diff"] = out[f"{c}_computed"] - out[f"{c}_published"]
     return out.reset_index()
 
@@ -265,7 +265,7 @@ def format_accuracy_report(result: AccuracyComparison) -> str:
         for r in result.scores.itertuples():
             out.append("  " + f"{r.dnn:20s} " + "  ".join(
                 f"{c} {getattr(r, c + '_computed'):.6f} vs {getattr(r, c + '_published'):.6f} "
-                f"({getattr(r, c + '_diff'):+.1e})" for c in ("decoding", "encoding", "averaged")))  # fmt: skip
+                f"({getattr(r, c + '_diff'):+.1e})" for c in SCORE_COMPONENTS))  # fmt: skip
     out.append("all-NaN files in the published encoding tree: "
                + ", ".join(f"{k} {v}" for k, v in result.all_nan.items()))  # fmt: skip
     n = len(result.files)

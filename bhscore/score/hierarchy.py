@@ -12,9 +12,11 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import stats
 
+from bhscore.kinds import SCORE_COMPONENTS
+
 P_METHODS = ("legacy", "corrected")
 #: Score components, in the order of the score table (a figure showing another order says so where it does).
-COMPONENTS = ("decoding", "encoding", "averaged")
+COMPONENTS = SCORE_COMPONENTS
 
 
 def correlation_p_values(r: np.ndarray, n: int, method: str = "legacy") -> np.ndarray:
