@@ -23,12 +23,19 @@ $(INSTALLED): pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	@touch $@
 
-install: $(INSTALLED) ## create .venv with the project and all extras (idempotent)
+# fastl2lir 0.7 beside the environment's current fastl2lir: the reference of dtype float32_mixed (the arithmetic
+# of fastl2lir <= 0.7, docs/method.md), loaded by bhscore.ridge.reference.legacy_fastl2lir
+LEGACY_FASTL2LIR := $(VENV)/reference/fastl2lir-0.7/fastl2lir/__init__.py
 
-test: $(INSTALLED) ## run the test suite (fast tests; see `make test-all`)
+$(LEGACY_FASTL2LIR): | $(INSTALLED)
+	$(PY) -m pip install --quiet --no-deps --target $(VENV)/reference/fastl2lir-0.7 fastl2lir==0.7
+
+install: $(INSTALLED) $(LEGACY_FASTL2LIR) ## create .venv with the project and all extras (idempotent)
+
+test: $(INSTALLED) $(LEGACY_FASTL2LIR) ## run the test suite (fast tests; see `make test-all`)
 	$(PY) -m pytest -q
 
-test-all: $(INSTALLED) ## run every test, slow ones included (GPU tests skip without a GPU)
+test-all: $(INSTALLED) $(LEGACY_FASTL2LIR) ## run every test, slow ones included (GPU tests skip without a GPU)
 	$(PY) -m pytest -q -m 'not needs_data and not docker'
 
 lint: $(INSTALLED) ## ruff check (the code run in the Caffe image also as Python 3.9)

@@ -153,6 +153,10 @@ def sample_rows(sample_names: Sequence[str], image_names: Sequence[str], what: s
 SOLVERS = tuple(ridge.SOLVERS)
 
 
+#: Settings dtypes that select in one precision and solve in another: name -> (dtype, solve_dtype).
+MIXED_PRECISION = {"float32_mixed": ("float32", "float64")}
+
+
 @dataclass
 class RidgeOptions:
     """How to fit: FastL2LiR parameters, solver and device.
@@ -165,6 +169,9 @@ class RidgeOptions:
         For solver 'batched': 'cpu', 'cuda', ... ; None: CUDA when available.
     exact_rows : bool
         Solver 'batched' on the row-expanded samples instead of the per-image sums (for checking).
+    solve_dtype : str or None
+        Precision of the Gram and the solves when it differs from ``dtype`` (settings dtype
+        ``'float32_mixed'``: ``dtype='float32'``, ``solve_dtype='float64'``, fastl2lir <= 0.7's arithmetic).
     constant_inputs, zscore_over, float32_rounding
         How the original scripts' numerics are reproduced (``RidgeSettings``; docs/method.md, "Reproducing the
         published accuracies: options").
@@ -173,6 +180,7 @@ class RidgeOptions:
     alpha: float = 100.0
     n_feat: int = 500
     dtype: str = "float64"
+    solve_dtype: str | None = None
     solver: str = "batched"
     exact_rows: bool = False
     constant_inputs: str = "original"
@@ -192,6 +200,8 @@ class RidgeOptions:
         names = {f for f in cls.__dataclass_fields__ if f not in ("device", "progress")}
         kw = {k: v for k, v in params.items() if k in names}
         kw.update({k: v for k, v in overrides.items() if v is not None})
+        if kw.get("dtype") in MIXED_PRECISION:
+            kw["dtype"], kw["solve_dtype"] = MIXED_PRECISION[kw["dtype"]]
         return cls(**kw)
 
     def __post_init__(self) -> None:
@@ -248,10 +258,12 @@ class TrainingInputs:
         if self.wide or o.solver != "batched":  # one call of the solver; the batched one's Gram is kept below
             X = self.X if self.X is not None else self.source
             return ridge.SOLVERS[o.solver](X, Y, o.alpha, o.n_feat, dtype=o.dtype, device=o.device,
-                                           progress=o.progress, exact_rows=self.exact_rows)  # fmt: skip
+                                           progress=o.progress, exact_rows=self.exact_rows,
+                                           solve_dtype=o.solve_dtype)  # fmt: skip
         if self._gram is None:
             X = self.X if self.X is not None else self.source
-            self._gram = ridge.GramInputs(X, o.dtype, o.device, exact_rows=self.exact_rows)
+            self._gram = ridge.GramInputs(X, o.dtype, o.device, exact_rows=self.exact_rows,
+                                          solve_dtype=o.solve_dtype)  # fmt: skip
         groups = None
         if not self.exact_rows and not self._gram.per_image and 0 < o.n_feat < self.n_inputs:
             groups = ridge.distinct_rows(Y)

@@ -99,7 +99,7 @@ def estimate_peak_bytes(
     ----------
     kind : {'decoding', 'encoding'}
     sizes : Sizes
-    dtype : {'float32', 'float64'}
+    dtype : {'float32', 'float64', 'float32_mixed'}
         The fit's dtype (settings ``analysis.<kind>.dtype``).
     n_feat : int
         Inputs selected per output (settings ``analysis.<kind>.n_feat``).
@@ -110,7 +110,7 @@ def estimate_peak_bytes(
     -------
     dict of str -> int
     """
-    w = {"float32": 4, "float64": 8}[dtype]
+    w = {"float32": 4, "float64": 8, "float32_mixed": 8}[dtype]  # mixed: float64 Gram and solves
     s = sizes
     n, u = s.n_samples, s.layer_units
     n_in, n_out, rows_bytes, out_raw = _FIT_SHAPES[kind_of(kind).name](s)

@@ -359,22 +359,39 @@ def _zscore_stats(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return a.mean(axis=0, keepdims=True), a.std(axis=0, ddof=1, keepdims=True)
 
 
-def _reference_fit_predict(X, Y, X_test, alpha, n_feat, dtype, x_stats=None, y_stats=None):
+def _reference_model(fit_dtype: str):
+    """The fastl2lir package and the extra ``fit`` parameters of the original scripts for a settings dtype:
+    float64 passes none (the original decoding), float32 ``dtype=np.float32`` (the original encoding) with
+    fastl2lir 0.11, float32_mixed the same with fastl2lir 0.7 (docs/method.md, options)."""
+    from bhscore.fitting import MIXED_PRECISION
+    from bhscore.ridge.reference import package_for
+
+    dtype, solve_dtype = MIXED_PRECISION.get(fit_dtype, (fit_dtype, fit_dtype))
+    package = package_for(np.dtype(dtype), np.dtype(solve_dtype))
+    return package, ({} if fit_dtype == "float64" else {"dtype": np.float32})
+
+
+def _reference_fit_predict(X, Y, X_test, alpha, n_feat, dtype, x_stats=None, y_stats=None, fit_dtype="float64"):
     """FastL2LiR through bdpy's ModelTraining, as the original scripts: z-scored X and Y (training statistics),
     prediction un-z-scored. Shapes: X (n, p), Y (n, q), X_test (m, p) -> (m, q).
 
     ``x_stats`` / ``y_stats``: (mean, std) arrays of shape (1, p) / (1, q) when the original takes them from
-    other rows than the fitted ones (the features' statistics over the distinct images)."""
+    other rows than the fitted ones (the features' statistics over the distinct images). ``dtype``:
+    ModelTraining's (the data's rounding); ``fit_dtype``: the settings dtype of the fit (:func:`_reference_model`).
+    """
     from bdpy.ml import ModelTraining
-    from fastl2lir import FastL2LiR
 
     x_mean, x_norm = x_stats if x_stats is not None else _zscore_stats(X)
     y_mean, y_norm = y_stats if y_stats is not None else _zscore_stats(Y)
-    model = FastL2LiR()
-    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
+    from bhscore.ridge.reference import quiet
+
+    package, fit_parameters = _reference_model(fit_dtype)
+    model = package.FastL2LiR()
+    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()), quiet(package):
         train = ModelTraining(model, X, Y, X_normalize={"mean": x_mean, "std": x_norm},
                               Y_normalize={"mean": y_mean, "std": y_norm}, dtype=dtype,
-                              model_parameters={"alpha": alpha, "n_feat": min(n_feat, X.shape[1])},
+                              model_parameters={"alpha": alpha, "n_feat": min(n_feat, X.shape[1]),
+                                                **fit_parameters},
                               save_format="pickle", save_path=os.path.join(tmp, "model"), verbose=0)  # fmt: skip
         train.run()
     pred = model.predict(((X_test - x_mean) / x_norm).astype(dtype or np.float64))
@@ -387,51 +404,62 @@ def _pearson_columns(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return (a * b).sum(axis=0) / np.sqrt((a * a).sum(axis=0) * (b * b).sum(axis=0))
 
 
+def _write_reference_layer(settings, layout, store, fm, where: tuple[str, str, str, str], dtype) -> None:
+    """The reference accuracy files of one (kind, DNN, layer, subject), every ROI (see write_reference_tree)."""
+    from bhscore.fitting import sample_rows
+    from bhscore.formats import write_accuracy
+
+    kind, name, layer, subject = where
+    description, ridge = kind_of(kind), kind_of(kind).ridge_settings(settings)
+    rows = sample_rows(fm.train_labels, fm.train_images, subject)
+    F_img = store.features(name, layer, TRAINING, fm.train_images).astype(np.float64)
+    F_test = store.features(name, layer, TEST, fm.test_names).astype(np.float64)
+    order = store.unit_order(name, layer)
+    if order is not None:  # the original encoding flattens units in Fortran order
+        F_img, F_test = F_img[:, order], F_test[:, order]
+    F, f_stats = F_img[rows], _zscore_stats(F_img)  # the features' statistics over the distinct images
+    stats = {"x_stats" if description.inputs == "units" else "y_stats": f_stats}
+    for roi in settings.rois:
+        B, B_test = fm.train[roi].astype(np.float64), fm.test[roi].astype(np.float64)
+        X, Y = description.inputs_outputs(B, F)
+        X_test, Y_test = description.inputs_outputs(B_test, F_test)
+        pred = _reference_fit_predict(X, Y, X_test, ridge.alpha, ridge.n_feat, dtype, fit_dtype=ridge.dtype, **stats)
+        path = layout.accuracy_file(layout.published_accuracy_root(kind), settings.dnn(name).dir, layer, subject, roi)
+        write_accuracy(path, _pearson_columns(pred, Y_test), len(fm.test_names))
+
+
 def write_reference_tree(settings, dnns: Sequence[str] | None = None, kinds: Sequence[str] = KINDS,
-                         dtypes: dict | None = None) -> Path:  # fmt: skip
+                         dtypes: dict | None = None, progress: bool = True) -> Path:  # fmt: skip
     """Compute accuracies the original scripts' way and write them as the published tree of ``settings``.
 
     ModelTraining with dtype float32 in both directions and the features' statistics over the distinct
-    training images (the original scripts; ``dtypes`` overrides the dtypes), alpha and n_feat
-    from ``settings.analysis``; encoding reads the features tree of ``analysis.encoding.inputs``. Meant for
-    small experiments (the demo, tests): one bdpy fit per (DNN, layer, subject, ROI).
+    training images (the original scripts; ``dtypes`` overrides the dtypes), alpha, n_feat and the fit's
+    dtype from ``settings.analysis`` (float32_mixed: fastl2lir 0.7); encoding reads the features tree of
+    ``analysis.encoding.inputs``. Meant for small experiments (the demo, tests): one bdpy fit per (DNN, layer, subject, ROI).
 
     Returns
     -------
     Path
         The published root (``<data root>/published``).
     """
+    from tqdm.auto import tqdm
+
     from bhscore.datastore import DataStore
-    from bhscore.fitting import sample_rows
-    from bhscore.formats import write_accuracy
+
 
     # both original scripts run bdpy's ModelTraining with dtype float32 (docs/method.md, options)
     dtypes = {"decoding": np.float32, "encoding": np.float32, **(dtypes or {})}
     layout = Layout.from_settings(settings)
     names = list(dnns) if dnns else list(settings.dnns)
-    for kind in kinds:
-        ridge = kind_of(kind).ridge_settings(settings)
-        store = DataStore(settings, kind=kind, non_finite="propagate")
-        for subject in settings.subjects:
-            fm = store.fmri(subject)
-            rows = sample_rows(fm.train_labels, fm.train_images, subject)
-            for name in names:
-                d = settings.dnn(name)
-                for layer in d.layers:
-                    F_img = store.features(name, layer, TRAINING, fm.train_images).astype(np.float64)
-                    F_test = store.features(name, layer, TEST, fm.test_names).astype(np.float64)
-                    order = store.unit_order(name, layer)
-                    if order is not None:  # the original encoding flattens units in Fortran order
-                        F_img, F_test = F_img[:, order], F_test[:, order]
-                    F, f_stats = F_img[rows], _zscore_stats(F_img)  # statistics over the distinct images
-                    for roi in settings.rois:
-                        B, B_test = fm.train[roi].astype(np.float64), fm.test[roi].astype(np.float64)
-                        # statistics over the distinct images for the features, in or out
-                        stats = {"x_stats" if kind_of(kind).inputs == "units" else "y_stats": f_stats}
-                        X, Y = kind_of(kind).inputs_outputs(B, F)
-                        X_test, Y_test = kind_of(kind).inputs_outputs(B_test, F_test)
-                        pred = _reference_fit_predict(X, Y, X_test, ridge.alpha, ridge.n_feat, dtypes[kind], **stats)
-                        acc = _pearson_columns(pred, Y_test)
-                        path = layout.accuracy_file(layout.published_accuracy_root(kind), d.dir, layer, subject, roi)
-                        write_accuracy(path, acc, len(fm.test_names))
+    n_layers = sum(len(settings.dnn(name).layers) for name in names)
+    total = len(kinds) * len(settings.subjects) * n_layers * len(settings.rois)
+    with tqdm(total=total, desc="reference fits (bdpy + fastl2lir)", unit="job", disable=not progress) as bar:
+        for kind in kinds:
+            store = DataStore(settings, kind=kind, non_finite="propagate")
+            for subject in settings.subjects:
+                fm = store.fmri(subject)
+                for name in names:
+                    for layer in settings.dnn(name).layers:
+                        _write_reference_layer(settings, layout, store, fm, (kind, name, layer, subject), dtypes[kind])
+                        bar.update(len(settings.rois))
     return layout.published_root

@@ -30,7 +30,7 @@ def experiment(tmp_path_factory):
                     "decoding": {**raw["analysis"]["decoding"], "solver": "fastl2lir"},
                     "encoding": {**raw["analysis"]["encoding"], "solver": "fastl2lir"}}}))  # fmt: skip
     path.write_text(json.dumps(raw))
-    write_reference_tree(load_settings(path))
+    write_reference_tree(load_settings(path), progress=False)
     for p in (path, orig):
         for kind in ("decoding", "encoding"):
             jobs.run(load_settings(p), kind, progress=False)

@@ -29,6 +29,7 @@ def fit(
     progress: bool = False,
     y_rows: np.ndarray | None = None,
     exact_rows: bool = False,
+    solve_dtype=None,
 ) -> RidgeFit:
     """Fit FastL2LiR: per output, the ``n_feat`` inputs with the largest |r|, then ridge with a bias.
 
@@ -63,12 +64,18 @@ def fit(
         per image in Gram mode, expanded in wide mode.
     exact_rows : bool
         Compute on the row-expanded samples, never per image (the arithmetic of fastl2lir; for checking).
+    solve_dtype : {'float32', 'float64'}, optional
+        Precision of the Gram, the right-hand sides and the solves when it differs from ``dtype`` (the
+        selection's and the stored weights'): ``dtype='float32', solve_dtype='float64'`` is the arithmetic of
+        fastl2lir <= 0.7 called with dtype float32 (its bias column was float64). No effect without selection
+        (fastl2lir's plain ridge ran wholly in dtype).
 
     Returns
     -------
     RidgeFit
     """
     dt = resolve_dtype(dtype)
+    sd = resolve_dtype(solve_dtype) if solve_dtype is not None else None
     dev = resolve_device(device)
     src = as_input(X, dt)
     _check_parameters(mode, n_feat, alpha)
@@ -76,12 +83,12 @@ def fit(
         mode = "gram" if src.shape[1] <= MAX_GRAM_INPUTS else "wide"
     budget = device_budget(budget, dev)
     if mode == "gram":
-        return GramInputs(src, dt, dev, exact_rows=exact_rows).fit(
+        return GramInputs(src, dt, dev, exact_rows=exact_rows, solve_dtype=sd).fit(
             Y, alpha, n_feat, batch_size=batch_size, budget=budget, progress=progress, y_rows=y_rows
         )
     if y_rows is not None:
         Y = host_array(Y)[np.asarray(y_rows, dtype=np.int64)]
-    opts = WideOptions(dev, batch_size, chunk_size, budget, progress)
+    opts = WideOptions(dev, batch_size, chunk_size, budget, progress, sd)
     return fit_wide(src, as_outputs(Y, src.shape[0], dt), alpha, n_feat, opts, exact_rows)
 
 

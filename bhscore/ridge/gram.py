@@ -12,7 +12,14 @@ import numpy as np
 import torch
 
 from bhscore.ridge import backend, selection
-from bhscore.ridge.backend import auto_batch, device_budget, resolve_device, resolve_dtype, to_torch
+from bhscore.ridge.backend import (
+    auto_batch,
+    device_budget,
+    resolve_device,
+    resolve_dtype,
+    to_torch,
+    torch_dtype,
+)
 from bhscore.ridge.correlation import (
     ColumnStats,
     centred_product,
@@ -74,10 +81,18 @@ class GramInputs:
         ``None``: CUDA when available, else CPU.
     exact_rows : bool
         Always compute on the row-expanded samples (the arithmetic of fastl2lir; for checking).
+    solve_dtype : {'float32', 'float64'}, optional
+        Precision of the Gram, the right-hand sides and the solves (default: ``dtype``, which the selection
+        and the stored weights always use). fastl2lir <= 0.7 called with dtype float32 appended a float64
+        bias column, so it selected in float32 but built the Gram and solved in float64 from the
+        float32-rounded inputs and outputs: ``dtype='float32', solve_dtype='float64'``.
     """
 
-    def __init__(self, X, dtype="float64", device=None, exact_rows: bool = False):
+    def __init__(self, X, dtype="float64", device=None, exact_rows: bool = False, solve_dtype=None):
         self.dtype = resolve_dtype(dtype)
+        self.solve_dtype = resolve_dtype(solve_dtype) if solve_dtype is not None else self.dtype
+        self.mixed = self.solve_dtype != self.dtype
+        self._solve_inputs: dict = {}  # mixed precision: the inputs in solve_dtype, made on first use
         self.device = resolve_device(device)
         self.exact_rows = bool(exact_rows)
         self.src = as_input(X, self.dtype)  # row-expanded view: exact recomputations, plain ridge
@@ -105,12 +120,14 @@ class GramInputs:
         if self._xp_cpu:
             self.X = X
             self.stats = column_stats(X)
-            G = X.T @ X  # numpy detects X.T @ X and uses syrk
-            self.G = _bordered_gram(G, X.sum(axis=0), self.n, self.dtype)
+            Xs = X.astype(self.solve_dtype, copy=False)
+            G = Xs.T @ Xs  # numpy detects X.T @ X and uses syrk
+            self.G = _bordered_gram(G, Xs.sum(axis=0), self.n, self.solve_dtype)
         else:
             self.X = to_torch(X, self.device)
             self.stats = column_stats(self.X)
-            Xa = torch.cat([self.X, torch.ones((self.n, 1), dtype=self.X.dtype, device=self.device)], dim=1)
+            Xs = self.X.to(torch_dtype(self.solve_dtype))
+            Xa = torch.cat([Xs, torch.ones((self.n, 1), dtype=Xs.dtype, device=self.device)], dim=1)
             self.G = Xa.T @ Xa
 
     def _init_per_image(self) -> None:
@@ -120,19 +137,21 @@ class GramInputs:
         F = img.materialize()
         check_finite(F, "X")
         c = g.counts.astype(self.dtype)
-        w = np.sqrt(c)  # [F, 1]^T diag(c) [F, 1] = Fw^T Fw with Fw = diag(sqrt(c)) [F, 1]
+        # [F, 1]^T diag(c) [F, 1] = Fw^T Fw with Fw = diag(sqrt(c)) [F, 1], in the solve's precision
+        cs = g.counts.astype(self.solve_dtype)
+        Fs, w = F.astype(self.solve_dtype, copy=False), np.sqrt(cs)
         if self._xp_cpu:
             self.F = F
             self.counts = c
             self.stats, var0 = weighted_column_stats(F, c, self.n)
-            Fw = F * w[:, None]
-            self.G = _bordered_gram(Fw.T @ Fw, c @ F, self.n, self.dtype)  # syrk
+            Fw = Fs * w[:, None]
+            self.G = _bordered_gram(Fw.T @ Fw, cs @ Fs, self.n, self.solve_dtype)  # syrk
         else:
             self.F = to_torch(F, self.device)
             self.counts = to_torch(c, self.device)
             self.stats, var0 = weighted_column_stats(self.F, self.counts, self.n)
             wt = to_torch(w, self.device)[:, None]
-            Fwa = torch.cat([self.F * wt, wt], dim=1)
+            Fwa = torch.cat([to_torch(Fs, self.device) * wt, wt], dim=1)
             self.G = Fwa.T @ Fwa
 
         def exact_var(idx: np.ndarray) -> np.ndarray:
@@ -219,6 +238,8 @@ class GramInputs:
                 t0 = time.perf_counter()
                 # (B, k) ascending, (m + 1, B)
                 sel_b, XtY = self._select_block(Y[:, a:z], k, y_groups, budget)
+                if self.mixed:  # the right-hand sides in the solve's precision, from the dtype-rounded values
+                    XtY = self._rhs_in_solve_dtype(Y[:, a:z], y_groups)
                 sel[a:z] = sel_b.cpu().numpy()
                 self.timings["select"] += time.perf_counter() - t0
                 self._solve_block(a, sel_b, XtY, alpha, (coef, b), batch_size, n_workers, bar)
@@ -230,7 +251,7 @@ class GramInputs:
 
     def _batch_size(self, k: int, q: int, n_workers: int, budget: int) -> int:
         """Outputs solved together: sub-Grams within half the budget, a few batches per worker."""
-        per_output = (k + 1) ** 2 * self.dtype.itemsize * 3 * n_workers
+        per_output = (k + 1) ** 2 * self.solve_dtype.itemsize * 3 * n_workers
         batch_size = auto_batch(per_output, budget // 2, lo=1, hi=128 if self._xp_cpu else 2048)
         return max(1, min(batch_size, -(-q // (4 * n_workers))))
 
@@ -263,6 +284,32 @@ class GramInputs:
             return c1 - c0
 
         run_batches(B, batch_size, work, n_workers, bar, flops=B * (k + 1) ** 3 / 3)
+
+    def _rhs_in_solve_dtype(self, Y: np.ndarray, y_groups: Groups | None) -> torch.Tensor:
+        """``[X, 1]^T Y`` (n_inputs + 1, B) in ``solve_dtype`` for a block of outputs Y (as :meth:`_select_block`
+        gets them: distinct rows with ``y_groups``, else per sample), from the ``dtype``-rounded values.
+
+        Per image the sums are regrouped exactly as the Gram's: ``F^T (S^T Y)`` for repeated inputs,
+        ``(S^T X)^T G`` for repeated outputs (the bias row: ``c^T G``).
+        """
+        sd = self.solve_dtype
+        Ys = Y.astype(sd)
+        if y_groups is not None:
+            key = ("outputs", y_groups.inverse.tobytes())
+            if key not in self._solve_inputs:
+                self._solve_inputs.clear()  # one grouping at a time (a layer's image order)
+                self._solve_inputs[key] = y_groups.sum(self._X_host.astype(sd))  # (r, m)
+            XS = self._solve_inputs[key]
+            rhs = np.vstack([XS.T @ Ys, y_groups.counts.astype(sd) @ Ys])
+        elif self.per_image:
+            if "F" not in self._solve_inputs:
+                self._solve_inputs["F"] = (self.F if self._xp_cpu else self.F.cpu().numpy()).astype(sd)
+            rhs = np.vstack([self._solve_inputs["F"].T @ self.groups.sum(Ys), Ys.sum(axis=0)])
+        else:
+            if "X" not in self._solve_inputs:
+                self._solve_inputs["X"] = self._X_host.astype(sd)
+            rhs = np.vstack([self._solve_inputs["X"].T @ Ys, Ys.sum(axis=0)])
+        return to_torch(rhs, self.device)
 
     def _inputs_times_outputs(self, P, y_mean, bias) -> torch.Tensor:
         """``[X, 1]^T Y`` (n_inputs + 1, B) from the centred product P = X_c^T Y_c (n_inputs, B), the outputs'
@@ -385,7 +432,7 @@ class GramInputs:
         X = self.X if self.X is not None else to_torch(self.src.materialize(), self.device)
         Xt = X if isinstance(X, torch.Tensor) else torch.from_numpy(X)
         if n > m + 1:  # primal, (m + 1) x (m + 1)
-            A = self.G.clone()
+            A = self.G.clone() if not self.mixed else self._plain_gram(Xt)
             A.diagonal().add_(alpha)
             R = torch.cat([Xt.T @ Yt, Yt.sum(dim=0, keepdim=True)], dim=0)
             Wb = solve_spd_multi(A, R)
@@ -396,3 +443,11 @@ class GramInputs:
             Wb = torch.cat([Xt.T @ Z, Z.sum(dim=0, keepdim=True)], dim=0)
         Wb = Wb.cpu().numpy()
         return RidgeFit(coef=np.ascontiguousarray(Wb[:-1]), b=Wb[-1:].copy(), selection=None, n_inputs=m)
+
+    def _plain_gram(self, Xt: torch.Tensor) -> torch.Tensor:
+        """``[X, 1]^T [X, 1]`` in ``dtype`` (no selection: fastl2lir's bias column has the fit's dtype there)."""
+        if self._xp_cpu:
+            X = Xt.numpy()
+            return _bordered_gram(X.T @ X, X.sum(axis=0), self.n, self.dtype)
+        Xa = torch.cat([Xt, torch.ones((self.n, 1), dtype=Xt.dtype, device=self.device)], dim=1)
+        return Xa.T @ Xa

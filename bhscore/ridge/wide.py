@@ -60,6 +60,9 @@ class WideOptions:
         Bytes of the working set.
     progress : bool
         Show tqdm progress bars.
+    solve_dtype : numpy dtype or None
+        Precision of the sub-Grams and solves (None: the inputs' dtype; see
+        :class:`bhscore.ridge.GramInputs`); the weights are stored in the inputs' dtype.
     """
 
     device: torch.device
@@ -67,6 +70,7 @@ class WideOptions:
     chunk_size: int | None
     budget: int
     progress: bool
+    solve_dtype: np.dtype | None = None
 
 
 def fit_wide(
@@ -115,7 +119,10 @@ def wide_fit(
     log.debug("wide pass 1 (correlation, top-k, %d tied outputs): %.1f s", n_tied, t1 - t0)
 
     # pass 2: per batch of outputs, sub-Grams from the selected columns
-    coef, b = wide_solve(src.take, np.ones(n, dtype=src.dtype), Y, sel, alpha, opts)
+    sd = opts.solve_dtype or src.dtype
+    coef, b = wide_solve(lambda U: src.take(U).astype(sd, copy=False), np.ones(n, dtype=sd),
+                         Y.astype(sd, copy=False), sel, alpha, opts)  # fmt: skip
+    coef, b = coef.astype(src.dtype, copy=False), b.astype(src.dtype, copy=False)
     t2 = time.perf_counter()
     log.debug("wide pass 2 (sub-Grams and solves): %.1f s", t2 - t1)
     info = {"per_image": False, "select": t1 - t0, "solve": t2 - t1, "full": n_tied}
@@ -175,13 +182,15 @@ def wide_fit_per_image(
         "by the near-tie band %d, by whole exact columns %d",
         groups.n_groups, n, t1 - t0, counts["clear"], counts["band"], counts["full"],
     )  # fmt: skip
-    w = np.sqrt(groups.counts.astype(dt))
+    sd = opts.solve_dtype or dt  # the solve's precision (the selection's is dt)
+    w = np.sqrt(groups.counts.astype(sd))
 
     def take_weighted(U: np.ndarray) -> np.ndarray:
-        return img.take(U) * w[:, None]
+        return img.take(U).astype(sd, copy=False) * w[:, None]
 
-    Yr = groups.sum(Y) / w[:, None]  # so that [F w, w]^T Yr = [F, 1]^T S^T Y
-    coef, b = wide_solve(take_weighted, w, Yr.astype(dt, copy=False), sel, alpha, opts)
+    Yr = groups.sum(Y.astype(sd, copy=False)) / w[:, None]  # so that [F w, w]^T Yr = [F, 1]^T S^T Y
+    coef, b = wide_solve(take_weighted, w, Yr.astype(sd, copy=False), sel, alpha, opts)
+    coef, b = coef.astype(dt, copy=False), b.astype(dt, copy=False)
     t2 = time.perf_counter()
     log.debug("wide pass 2 per image (sub-Grams and solves): %.1f s", t2 - t1)
     info = {"per_image": True, "select": t1 - t0, "solve": t2 - t1, **counts}

@@ -85,8 +85,11 @@ class RidgeSettings(_Strict):
     )
     n_feat: StrictInt = Field(500, ge=1, description="Inputs selected per output by |Pearson r|.")
     exact_rows: bool = Field(False, strict=True, description="Fit on the row-expanded samples (an image's row repeated per presentation) instead of the per-image sums; same selections, weights equal within rounding. For checking.")
-    dtype: Literal["float32", "float64"] = Field(
-        "float64", description="Floating point precision of the fit (the paper: float64 decoding, float32 encoding)."
+    dtype: Literal["float32", "float64", "float32_mixed"] = Field(
+        "float64",
+        description="Floating point precision of the fit. 'float32_mixed': the selection in float32, the Gram and "
+        "the solves in float64 from the float32-rounded values, weights stored in float32 -- what fastl2lir <= 0.7 "
+        "computed when called with dtype float32, as the original encoding script does (docs/method.md).",
     )
     solver: Literal["batched", "fastl2lir"] = Field(
         "batched",
@@ -214,7 +217,7 @@ class VerifySettings(_Strict):
 
 class AnalysisSettings(_Strict):
     decoding: RidgeSettings = RidgeSettings(dtype="float64")
-    encoding: EncodingSettings = EncodingSettings(dtype="float32")
+    encoding: EncodingSettings = EncodingSettings(dtype="float32_mixed")
     verify: VerifySettings = VerifySettings()
     score: ScoreSettings = ScoreSettings()
 
