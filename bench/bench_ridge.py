@@ -1,4 +1,4 @@
-"""Benchmark: bhscore.ridge (batched FastL2LiR) against the reference package fastl2lir 0.11.
+"""Benchmark: bhscore.ridge (batched FastL2LiR) against the reference package fastl2lir 0.11 (0.7 for float32_mixed).
 
 Default: one decoding-sized fit (6000 samples = 1200 images x 5 presentations, 2000 voxels -> 1000 units,
 n_feat 500, alpha 100), on the same seeded inputs in one run, interleaved and repeated: fastl2lir, ours on the
@@ -165,8 +165,11 @@ def _diffs(ours, ref) -> dict:
 
 def compare(args, dtype: str) -> dict:
     """One decoding-sized fit: fastl2lir, ours row-expanded, ours per image; interleaved repetitions."""
+    from bhscore.fitting import MIXED_PRECISION
     from bhscore.ridge import fit, fit_reference
 
+    # float32_mixed: fastl2lir <= 0.7's arithmetic, referenced by fastl2lir 0.7 itself
+    dt, sd = MIXED_PRECISION.get(dtype, (dtype, None))
     X, G, rows = make_data(args.samples, args.inputs, args.outputs, args.seed, args.images)
     Y = G[rows]
     print(
@@ -174,14 +177,15 @@ def compare(args, dtype: str) -> dict:
         f"{args.outputs} outputs, n_feat {args.n_feat}, alpha {args.alpha}, device {args.device} (load {_load()})"
     )
     solvers = {
-        "per_image": lambda: fit(X, G, args.alpha, args.n_feat, dtype=dtype, device=args.device, y_rows=rows),
+        "per_image": lambda: fit(X, G, args.alpha, args.n_feat, dtype=dt, solve_dtype=sd, device=args.device,
+                                 y_rows=rows),
         "expanded": lambda: fit(
-            X, Y, args.alpha, args.n_feat, dtype=dtype, device=args.device, exact_rows=True
+            X, Y, args.alpha, args.n_feat, dtype=dt, solve_dtype=sd, device=args.device, exact_rows=True
         ),
     }
     if not args.no_reference:
-        solvers["fastl2lir"] = lambda: fit_reference(X, Y, args.alpha, args.n_feat, dtype=dtype)
-    fit(X[:300], Y[:300, :50], args.alpha, min(args.n_feat, args.inputs - 1), dtype=dtype, device=args.device)
+        solvers["fastl2lir"] = lambda: fit_reference(X, Y, args.alpha, args.n_feat, dt, solve_dtype=sd)
+    fit(X[:300], Y[:300, :50], args.alpha, min(args.n_feat, args.inputs - 1), dtype=dt, device=args.device)
     times = {s: [] for s in solvers}
     select = {s: [] for s in solvers}
     mem = {s: 0.0 for s in solvers}
@@ -213,7 +217,7 @@ def compare(args, dtype: str) -> dict:
     if "fastl2lir" in solvers:
         res["ratio"] = res["fastl2lir_s"] / res["per_image_s"]
         res.update(_diffs(last["per_image"], last["fastl2lir"]))
-        target = {"float32": 2.5, "float64": 1.7}[dtype] if args.device == "cpu" else 100.0
+        target = {"float32": 2.5, "float64": 1.7, "float32_mixed": 1.7}[dtype] if args.device == "cpu" else 100.0
         print(
             f"  fastl2lir / ours (per image): {res['ratio']:.2f}x (medians); target >= {target}x: "
             f"{'met' if res['ratio'] >= target else 'NOT met'}; max|dW|/max|W| {res['dW']:.1e}, "
@@ -312,11 +316,15 @@ def wide(args) -> None:
         f"x {m} units (row-expanded {gib:.1f} GiB in float32) -> {q} outputs, n_feat {k}, device {args.device} "
         f"(load {_load()})"
     )
-    paths = {"per_image": False} if args.no_exact else {"per_image": False, "expanded": True}
+    # name -> (exact_rows, solve_dtype); float32_mixed among --dtype adds the per-image path in that precision
+    paths = {"per_image": (False, None)} if args.no_exact else {"per_image": (False, None), "expanded": (True, None)}
+    if "float32_mixed" in args.dtype:
+        paths["per_image_mixed"] = (False, "float64")
     out, res = {}, {"what": "wide", "device": args.device, "samples": n, "inputs": m, "outputs": q}
-    for name, exact in paths.items():
-        out[name], t, mem = _timed(lambda e=exact: fit(src, Y, args.alpha, k, dtype="float32", mode="wide",
-                                                       device=args.device, exact_rows=e), args.device)  # fmt: skip
+    for name, (exact, sd) in paths.items():
+        out[name], t, mem = _timed(lambda e=exact, sd=sd: fit(src, Y, args.alpha, k, dtype="float32", mode="wide",
+                                                              device=args.device, exact_rows=e, solve_dtype=sd),
+                                   args.device)  # fmt: skip
         info = out[name].info
         res.update({f"{name}_s": t, f"{name}_select_s": info["select"], f"{name}_solve_s": info["solve"],
                     f"{name}_anon_gib": mem.anon_mib / 1024})  # fmt: skip
@@ -328,6 +336,12 @@ def wide(args) -> None:
             f"+{mem.anon_mib / 1024:.2f} GiB, file-backed (page cache of the map) +{mem.file_mib / 1024:.2f} GiB",
             flush=True,
         )
+    if "per_image_mixed" in out:
+        a, b = out["per_image_mixed"], out["per_image"]
+        res["mixed_cost"] = res["per_image_mixed_s"] / res["per_image_s"]
+        res["mixed_sel_diff"] = int((a.selection != b.selection).any(axis=1).sum())
+        print(f"  float32_mixed per image / float32 per image: {res['mixed_cost']:.2f}x the time; selections that "
+              f"differ {res['mixed_sel_diff']}/{q} (the same float32 selection)")  # fmt: skip
     if "expanded" in out:
         res["ratio"] = res["expanded_s"] / res["per_image_s"]
         a, b = out["per_image"], out["expanded"]
@@ -345,7 +359,7 @@ def wide(args) -> None:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dtype", nargs="+", default=["float32", "float64"], choices=["float32", "float64"])
+    p.add_argument("--dtype", nargs="+", default=["float32", "float64"], choices=["float32", "float64", "float32_mixed"])
     p.add_argument("--samples", type=int, default=6000)
     p.add_argument(
         "--images", type=int, default=1200, help="distinct images among the samples (0: all distinct)"
