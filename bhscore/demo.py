@@ -287,7 +287,7 @@ def pipeline(
         return [*commands, [*summary, "--no-figures"]]
     out = str(figures_dir)
     figures = [
-        ["figure-tables", "--settings", settings, "--out", out],
+        ["figure-tables", "--settings", settings, "--out", out, *no_progress],
         ["figure", "--settings", settings, "--out", out],
         ["report", "--settings", settings, "--figures", out],
     ]

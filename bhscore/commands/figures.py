@@ -25,6 +25,7 @@ def register(subparsers, common) -> None:
         "--out", type=Path, metavar="DIR", help="figures directory (default: $BHSCORE_FIGURES or figures/)"
     )
     p.add_argument("--dnn", action="append", metavar="NAME", help="only this DNN (repeatable; default: all)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     what = p.add_mutually_exclusive_group()
     what.add_argument(
         "--check",
@@ -93,7 +94,7 @@ def run_tables(args: argparse.Namespace) -> int:
         raise UserError(figures.describe_missing(missing, settings))
     out = args.out or figures_root()
     t0 = time.perf_counter()
-    tables = figures.compute_tables(settings, args.dnn)
+    tables = figures.compute_tables(settings, args.dnn, progress=not args.no_progress)
     written = figures.write_tables(tables, out)
     print(
         f"wrote {len(written)} tables for {len(tables.scores)} DNN(s) under {out} in {time.perf_counter() - t0:.1f} s"
