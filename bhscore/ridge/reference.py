@@ -124,7 +124,9 @@ def legacy_fastl2lir():
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     try:
-        spec.loader.exec_module(module)
+        with warnings.catch_warnings():  # its `from numpy.matlib import repmat`
+            warnings.simplefilter("ignore", PendingDeprecationWarning)
+            spec.loader.exec_module(module)
     except BaseException:
         del sys.modules[name]
         raise
