@@ -165,11 +165,11 @@ def _diffs(ours, ref) -> dict:
 
 def compare(args, dtype: str) -> dict:
     """One decoding-sized fit: fastl2lir, ours row-expanded, ours per image; interleaved repetitions."""
-    from bhscore.fitting import MIXED_PRECISION
     from bhscore.ridge import fit, fit_reference
+    from bhscore.settings import PRECISIONS
 
     # float32_mixed: fastl2lir <= 0.7's arithmetic, referenced by fastl2lir 0.7 itself
-    dt, sd = MIXED_PRECISION.get(dtype, (dtype, None))
+    dt, sd = PRECISIONS[dtype]
     X, G, rows = make_data(args.samples, args.inputs, args.outputs, args.seed, args.images)
     Y = G[rows]
     print(

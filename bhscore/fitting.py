@@ -16,6 +16,7 @@ import numpy as np
 
 from bhscore import ridge
 from bhscore.errors import UserError
+from bhscore.settings.model import PRECISIONS
 
 log = logging.getLogger(__name__)
 
@@ -153,10 +154,6 @@ def sample_rows(sample_names: Sequence[str], image_names: Sequence[str], what: s
 SOLVERS = tuple(ridge.SOLVERS)
 
 
-#: Settings dtypes that select in one precision and solve in another: name -> (dtype, solve_dtype).
-MIXED_PRECISION = {"float32_mixed": ("float32", "float64")}
-
-
 @dataclass
 class RidgeOptions:
     """How to fit: FastL2LiR parameters, solver and device.
@@ -200,8 +197,9 @@ class RidgeOptions:
         names = {f for f in cls.__dataclass_fields__ if f not in ("device", "progress")}
         kw = {k: v for k, v in params.items() if k in names}
         kw.update({k: v for k, v in overrides.items() if v is not None})
-        if kw.get("dtype") in MIXED_PRECISION:
-            kw["dtype"], kw["solve_dtype"] = MIXED_PRECISION[kw["dtype"]]
+        if "dtype" in kw:  # a settings dtype: the selection's dtype, and the solves' where it differs
+            dtype, solve_dtype = PRECISIONS[kw["dtype"]]
+            kw["dtype"], kw["solve_dtype"] = dtype, (solve_dtype if solve_dtype != dtype else None)
         return cls(**kw)
 
     def __post_init__(self) -> None:

@@ -32,10 +32,6 @@ class Kind:
         ``"decoding"`` or ``"encoding"``: settings section ``analysis.<name>``, trees ``<name>_accuracy``.
     command : str
         The CLI verb that computes it (``bhscore decode`` / ``bhscore encode``).
-    predicts, from_ : str
-        What is predicted from what, in words (help texts and docs).
-    item : str
-        What one value of an accuracy file belongs to (``"unit"`` / ``"voxel"``).
     group_fields : tuple of str
         The job fields that jobs sharing their inputs have in common (a group is prepared once): decoding
         shares one (subject, ROI)'s voxels across every layer of every DNN; encoding one (DNN, layer,
@@ -44,7 +40,8 @@ class Kind:
         The loop order of the job list, outermost first (``"layer"`` stands for every (DNN, layer) pair);
         the group fields come first, so each group's jobs are consecutive.
     inputs : str
-        What the fit's inputs are, ``"voxels"`` or ``"units"`` (the outputs are the other).
+        What the fit's inputs are, ``"voxels"`` or ``"units"``; the outputs, predicted from them, are the other
+        (decoding predicts DNN units from fMRI voxels; an accuracy file holds one value per output).
     saves_predictions : bool
         Whether ``--save-features`` applies (decoded DNN features, one file per test image).
     whole_file_nan : bool
@@ -57,9 +54,6 @@ class Kind:
 
     name: str
     command: str
-    predicts: str
-    from_: str
-    item: str
     group_fields: tuple[str, ...]
     nesting: tuple[str, ...]
     inputs: str
@@ -128,9 +122,6 @@ KINDS: dict[str, Kind] = {
     DECODING: Kind(
         name=DECODING,
         command="decode",
-        predicts="DNN units",
-        from_="fMRI voxels",
-        item="unit",
         group_fields=("subject", "roi"),
         nesting=("subject", "roi", "layer"),
         inputs="voxels",
@@ -141,9 +132,6 @@ KINDS: dict[str, Kind] = {
     ENCODING: Kind(
         name=ENCODING,
         command="encode",
-        predicts="fMRI voxels",
-        from_="DNN units",
-        item="voxel",
         group_fields=("dnn", "layer", "subject"),
         nesting=("layer", "subject", "roi"),
         inputs="units",

@@ -110,7 +110,11 @@ def estimate_peak_bytes(
     -------
     dict of str -> int
     """
-    w = {"float32": 4, "float64": 8, "float32_mixed": 8}[dtype]  # mixed: float64 Gram and solves
+    import numpy as np
+
+    from bhscore.settings.model import PRECISIONS
+
+    w = max(np.dtype(dt).itemsize for dt in PRECISIONS[dtype])  # the wider of the selection's and the solves'
     s = sizes
     n, u = s.n_samples, s.layer_units
     n_in, n_out, rows_bytes, out_raw = _FIT_SHAPES[kind_of(kind).name](s)

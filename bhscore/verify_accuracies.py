@@ -363,10 +363,10 @@ def _reference_model(fit_dtype: str):
     """The fastl2lir package and the extra ``fit`` parameters of the original scripts for a settings dtype:
     float64 passes none (the original decoding), float32 ``dtype=np.float32`` (the original encoding) with
     fastl2lir 0.11, float32_mixed the same with fastl2lir 0.7 (docs/method.md, options)."""
-    from bhscore.fitting import MIXED_PRECISION
     from bhscore.ridge.reference import package_for
+    from bhscore.settings import PRECISIONS
 
-    dtype, solve_dtype = MIXED_PRECISION.get(fit_dtype, (fit_dtype, fit_dtype))
+    dtype, solve_dtype = PRECISIONS[fit_dtype]
     package = package_for(np.dtype(dtype), np.dtype(solve_dtype))
     return package, ({} if fit_dtype == "float64" else {"dtype": np.float32})
 

@@ -92,7 +92,10 @@ class GramInputs:
         self.dtype = resolve_dtype(dtype)
         self.solve_dtype = resolve_dtype(solve_dtype) if solve_dtype is not None else self.dtype
         self.mixed = self.solve_dtype != self.dtype
-        self._solve_inputs: dict = {}  # mixed precision: the inputs in solve_dtype, made on first use
+        # mixed precision: the inputs in solve_dtype (host; row-expanded X or distinct rows F), made with the
+        # Gram and kept for the right-hand sides; and their per-group sums for repeated outputs
+        self._X_solve: np.ndarray | None = None
+        self._xs_solve: tuple[np.ndarray, np.ndarray] | None = None
         self.device = resolve_device(device)
         self.exact_rows = bool(exact_rows)
         self.src = as_input(X, self.dtype)  # row-expanded view: exact recomputations, plain ridge
@@ -117,10 +120,12 @@ class GramInputs:
         X = self.src.materialize()
         check_finite(X, "X")
         self._X_host = X
+        if self.mixed:
+            self._X_solve = X.astype(self.solve_dtype)
         if self._xp_cpu:
             self.X = X
             self.stats = column_stats(X)
-            Xs = X.astype(self.solve_dtype, copy=False)
+            Xs = self._X_solve if self.mixed else X
             G = Xs.T @ Xs  # numpy detects X.T @ X and uses syrk
             self.G = _bordered_gram(G, Xs.sum(axis=0), self.n, self.solve_dtype)
         else:
@@ -140,6 +145,8 @@ class GramInputs:
         # [F, 1]^T diag(c) [F, 1] = Fw^T Fw with Fw = diag(sqrt(c)) [F, 1], in the solve's precision
         cs = g.counts.astype(self.solve_dtype)
         Fs, w = F.astype(self.solve_dtype, copy=False), np.sqrt(cs)
+        if self.mixed:
+            self._X_solve = Fs
         if self._xp_cpu:
             self.F = F
             self.counts = c
@@ -292,23 +299,16 @@ class GramInputs:
         Per image the sums are regrouped exactly as the Gram's: ``F^T (S^T Y)`` for repeated inputs,
         ``(S^T X)^T G`` for repeated outputs (the bias row: ``c^T G``).
         """
-        sd = self.solve_dtype
-        Ys = Y.astype(sd)
-        if y_groups is not None:
-            key = ("outputs", y_groups.inverse.tobytes())
-            if key not in self._solve_inputs:
-                self._solve_inputs.clear()  # one grouping at a time (a layer's image order)
-                self._solve_inputs[key] = y_groups.sum(self._X_host.astype(sd))  # (r, m)
-            XS = self._solve_inputs[key]
-            rhs = np.vstack([XS.T @ Ys, y_groups.counts.astype(sd) @ Ys])
+        Ys = Y.astype(self.solve_dtype)
+        if y_groups is not None:  # the inputs are row-expanded here
+            if self._xs_solve is None or not np.array_equal(self._xs_solve[0], y_groups.inverse):
+                self._xs_solve = (y_groups.inverse.copy(), y_groups.sum(self._X_solve))  # (r, m), per grouping
+            XS = self._xs_solve[1]
+            rhs = np.vstack([XS.T @ Ys, y_groups.counts.astype(self.solve_dtype) @ Ys])
         elif self.per_image:
-            if "F" not in self._solve_inputs:
-                self._solve_inputs["F"] = (self.F if self._xp_cpu else self.F.cpu().numpy()).astype(sd)
-            rhs = np.vstack([self._solve_inputs["F"].T @ self.groups.sum(Ys), Ys.sum(axis=0)])
+            rhs = np.vstack([self._X_solve.T @ self.groups.sum(Ys), Ys.sum(axis=0)])
         else:
-            if "X" not in self._solve_inputs:
-                self._solve_inputs["X"] = self._X_host.astype(sd)
-            rhs = np.vstack([self._solve_inputs["X"].T @ Ys, Ys.sum(axis=0)])
+            rhs = np.vstack([self._X_solve.T @ Ys, Ys.sum(axis=0)])
         return to_torch(rhs, self.device)
 
     def _inputs_times_outputs(self, P, y_mean, bias) -> torch.Tensor:

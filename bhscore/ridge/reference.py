@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bhscore.errors import UserError
 from bhscore.ridge.backend import resolve_dtype
 from bhscore.ridge.inputs import InputMatrix
 from bhscore.ridge.result import RidgeFit
@@ -96,6 +97,10 @@ LEGACY_ENV = "BHSCORE_FASTL2LIR_LEGACY"
 LEGACY_VERSION = "0.7"
 
 
+class LegacyReferenceMissing(UserError, ModuleNotFoundError):
+    """fastl2lir 0.7 is not installed where :func:`legacy_fastl2lir_dir` says (one line for the CLI)."""
+
+
 def legacy_fastl2lir_dir() -> Path:
     """The folder holding fastl2lir 0.7's package (``<dir>/fastl2lir/__init__.py``)."""
     env = os.environ.get(LEGACY_ENV)
@@ -107,15 +112,15 @@ def legacy_fastl2lir():
 
     Raises
     ------
-    ModuleNotFoundError
-        Not installed: the message gives the command that installs it.
+    LegacyReferenceMissing
+        Not installed (a ``ModuleNotFoundError``): the message gives the command that installs it.
     """
     name = "fastl2lir_legacy"
     if name in sys.modules:
         return sys.modules[name]
     init = legacy_fastl2lir_dir() / "fastl2lir" / "__init__.py"
     if not init.is_file():
-        raise ModuleNotFoundError(
+        raise LegacyReferenceMissing(
             f"fastl2lir {LEGACY_VERSION} (the reference of dtype float32_mixed) is not installed at {init.parent}: "
             f"run `make install`, or `pip install --no-deps --target {legacy_fastl2lir_dir()} "
             f"fastl2lir=={LEGACY_VERSION}`"

@@ -25,6 +25,7 @@ from bhscore.settings.io import (
 from bhscore.settings.model import (
     ACCURACY_SOURCES,
     KNOWN_ROIS,
+    PRECISIONS,
     REPO_ROOT,
     SETTINGS_ENV,
     AnalysisSettings,
@@ -38,7 +39,7 @@ from bhscore.settings.model import (
 )
 
 __all__ = [
-    "ACCURACY_SOURCES", "KNOWN_ROIS", "REPO_ROOT", "SETTINGS_ENV",
+    "ACCURACY_SOURCES", "KNOWN_ROIS", "PRECISIONS", "REPO_ROOT", "SETTINGS_ENV",
     "AnalysisSettings", "DNNSettings", "EncodingSettings", "RidgeSettings", "ScoreSettings", "Settings",
     "SettingsError", "VerifySettings",
     "default_settings_path", "json_schema", "load_settings", "settings_from_dict", "write_settings",

@@ -73,6 +73,11 @@ ACCURACY_SOURCES = ("published", "computed")
 AccuracySource = Literal["published", "computed"]
 
 
+#: ``analysis.<kind>.dtype`` -> (the selection's and stored weights' dtype, the Gram's and solves' dtype).
+#: 'float32_mixed' is fastl2lir <= 0.7 called with dtype float32 (docs/method.md, options).
+PRECISIONS = {"float32": ("float32", "float32"), "float64": ("float64", "float64"), "float32_mixed": ("float32", "float64")}
+
+
 class RidgeSettings(_Strict):
     """Parameters of one direction (decoding or encoding): the FastL2LiR estimator and its inputs.
 
